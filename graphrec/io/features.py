@@ -1,0 +1,198 @@
+"""McAuley's binary image-feature files (``image_features_*.b``).
+
+A file is a plain sequence of records, each ``10`` ASCII bytes of ASIN followed by
+``dim`` little-endian float32 values (``dim`` = 4096 for AlexNet fc7). There is no
+header, so the dimension must be known (``--feature-dim``).
+
+How bad input is handled (documented in the README):
+
+* file size not a multiple of the record size -> :class:`DataError` before any
+  record is read, naming the byte offset of the incomplete record: the file is
+  truncated or ``dim`` is wrong, and guessing would silently misalign every row;
+* an ASIN that is not printable ASCII -> the record is dropped and counted as
+  ``bad_asin`` (its byte offset is in the first few warnings);
+* NaN or infinite values -> the record is dropped and counted as ``non_finite``
+  (its ASIN is in the first few warnings).
+
+Reading is streamed: at most ``chunk_records`` raw records are held in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from graphrec.errors import DataError
+
+__all__ = [
+    "ASIN_BYTES",
+    "DEFAULT_DIM",
+    "FeatureChunk",
+    "BinaryFeatureReader",
+    "BinaryFeatureWriter",
+    "read_features",
+    "record_dtype",
+]
+
+ASIN_BYTES = 10
+DEFAULT_DIM = 4096
+MAX_WARNINGS = 5
+
+
+def record_dtype(dim: int) -> np.dtype:
+    """The numpy dtype of one record: ASIN bytes then ``dim`` float32 (little-endian)."""
+    return np.dtype([("asin", f"S{ASIN_BYTES}"), ("x", "<f4", (dim,))])
+
+
+@dataclass
+class FeatureChunk:
+    """Consecutive valid records: ``asins[i]`` owns row ``values[i]``."""
+
+    asins: list[str]
+    values: np.ndarray  # float32, shape (len(asins), dim)
+    offsets: np.ndarray  # byte offset of each record in the file
+
+
+@dataclass
+class BinaryFeatureReader:
+    """Iterate over a ``.b`` file chunk by chunk.
+
+    >>> reader = BinaryFeatureReader("image_features_Men.b", dim=4096)
+    >>> for chunk in reader:
+    ...     handle(chunk.asins, chunk.values)
+    >>> reader.dropped            # Counter({'non_finite': 2})
+    """
+
+    path: str | os.PathLike
+    dim: int = DEFAULT_DIM
+    chunk_records: int = 2048
+    dropped: Counter = field(default_factory=Counter)
+    messages: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        if self.dim <= 0:
+            raise DataError(f"{self.path}: feature dimension must be positive, got {self.dim}")
+        self.dtype = record_dtype(self.dim)
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: features file not found")
+        self.size = self.path.stat().st_size
+        record = self.dtype.itemsize
+        if self.size % record:
+            whole = self.size // record
+            raise DataError(
+                f"{self.path}: size {self.size} bytes is not a multiple of the record size "
+                f"{record} (10-byte ASIN + {self.dim} float32); the record at byte offset "
+                f"{whole * record} is incomplete. The file is truncated, or its dimension is "
+                f"not {self.dim} (set --feature-dim)."
+            )
+        self.num_records = self.size // record
+
+    def __len__(self) -> int:
+        return self.num_records
+
+    def _note(self, reason: str, message: str) -> None:
+        self.dropped[reason] += 1
+        if len(self.messages) < MAX_WARNINGS:
+            self.messages.append(message)
+            warnings.warn(message, stacklevel=3)
+
+    def __iter__(self) -> Iterator[FeatureChunk]:
+        record = self.dtype.itemsize
+        buffer = np.empty(self.chunk_records, dtype=self.dtype)
+        raw = buffer.view(np.uint8)
+        start = 0
+        with open(self.path, "rb", buffering=0) as handle:
+            while True:
+                got = handle.readinto(memoryview(raw))
+                if not got:
+                    break
+                while got % record:  # a short read from a pipe or network filesystem
+                    more = handle.readinto(memoryview(raw)[got:])
+                    if not more:
+                        raise DataError(f"{self.path}: file shrank while being read at byte {start + got}")
+                    got += more
+                n = got // record
+                block = buffer[:n]
+                offsets = start + record * np.arange(n, dtype=np.int64)
+                keep = np.ones(n, dtype=bool)
+                asin_bytes = block["asin"]
+                # Printable ASCII only (NUL or space padding allowed), and not blank.
+                codes = asin_bytes.view(np.uint8).reshape(n, ASIN_BYTES)
+                pad = (codes == 0) | (codes == 0x20)
+                printable = (codes > 0x20) & (codes < 0x7F)
+                bad_asin = ~(printable | pad).all(axis=1) | pad.all(axis=1)
+                for i in np.flatnonzero(bad_asin):
+                    keep[i] = False
+                    self._note("bad_asin", f"{self.path}: record at byte offset {offsets[i]} has a non-ASCII ASIN {bytes(asin_bytes[i])!r}; dropped")
+                finite = np.isfinite(block["x"]).all(axis=1)
+                for i in np.flatnonzero(~finite & keep):
+                    keep[i] = False
+                    self._note("non_finite", f"{self.path}: ASIN {asin_bytes[i].decode('ascii').strip()} (byte offset {offsets[i]}) has NaN or infinite values; dropped")
+                if keep.all():
+                    asins = [a.decode("ascii").strip() for a in asin_bytes]
+                    values = block["x"].copy()
+                else:
+                    asins = [a.decode("ascii").strip() for a in asin_bytes[keep]]
+                    values = block["x"][keep]
+                yield FeatureChunk(asins=asins, values=values, offsets=offsets[keep])
+                start += got
+
+
+def read_features(path: str | os.PathLike, dim: int = DEFAULT_DIM) -> tuple[list[str], np.ndarray]:
+    """Read a whole (small) ``.b`` file into memory: ``(asins, float32 array)``."""
+    asins: list[str] = []
+    blocks: list[np.ndarray] = []
+    for chunk in BinaryFeatureReader(path, dim=dim):
+        asins.extend(chunk.asins)
+        blocks.append(chunk.values)
+    values = np.concatenate(blocks) if blocks else np.empty((0, dim), dtype=np.float32)
+    return asins, values
+
+
+class BinaryFeatureWriter:
+    """Append records to a ``.b`` file in McAuley's format.
+
+    Use as a context manager; ``write`` may be called with any number of rows.
+    """
+
+    def __init__(self, path: str | os.PathLike, dim: int = DEFAULT_DIM, append: bool = False) -> None:
+        self.path = Path(path)
+        self.dim = dim
+        self.dtype = record_dtype(dim)
+        self._handle = open(self.path, "ab" if append else "wb")
+
+    def write(self, asins: Iterable[str], values: np.ndarray) -> None:
+        asins = list(asins)
+        values = np.asarray(values, dtype="<f4")
+        if values.shape != (len(asins), self.dim):
+            raise ValueError(f"expected values of shape ({len(asins)}, {self.dim}), got {values.shape}")
+        block = np.empty(len(asins), dtype=self.dtype)
+        encoded = [asin.encode("ascii") for asin in asins]
+        for asin, raw in zip(asins, encoded):
+            if not 0 < len(raw) <= ASIN_BYTES:
+                raise ValueError(f"ASIN {asin!r} does not fit in {ASIN_BYTES} ASCII bytes")
+        block["asin"] = [raw.ljust(ASIN_BYTES) for raw in encoded]
+        block["x"] = values
+        self._handle.write(block.tobytes())
+
+    def flush(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self._handle.flush()
+            self._handle.close()
+
+    def __enter__(self) -> "BinaryFeatureWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
