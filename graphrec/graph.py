@@ -30,7 +30,7 @@ import torch
 
 from graphrec.errors import DataError, UsageError
 
-__all__ = ["FORMAT_VERSION", "NODE_TYPE", "Graph", "load_graph", "manifest_checksum"]
+__all__ = ["FORMAT_VERSION", "NODE_TYPE", "Graph", "canonical_edges", "load_graph", "manifest_checksum"]
 
 FORMAT_VERSION = 1
 NODE_TYPE = "product"
@@ -52,6 +52,28 @@ class Graph:
     edges: dict[str, torch.Tensor]
     features: np.ndarray | None = None  # memory-mapped, read-only
     extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        asins: list[str],
+        edges: dict[str, "torch.Tensor | np.ndarray"],
+        features: np.ndarray | None = None,
+        products: pd.DataFrame | None = None,
+        manifest: dict | None = None,
+        path: str | Path = "<memory>",
+    ) -> "Graph":
+        """An in-memory graph (tests, the Python API). Edges are canonicalised:
+        undirected, row < col, unique, sorted, no self-loops."""
+        table = pd.DataFrame({"asin": list(asins)}) if products is None else products.reset_index(drop=True)
+        canonical = {name: canonical_edges(index, len(table)) for name, index in edges.items()}
+        manifest = manifest or {
+            "format_version": FORMAT_VERSION,
+            "num_nodes": len(table),
+            "feature_dim": None if features is None else int(features.shape[1]),
+            "relations": {name: {"num_edges": int(e.shape[1])} for name, e in canonical.items()},
+        }
+        return cls(path=Path(path), manifest=manifest, products=table, edges=canonical, features=features)
 
     @property
     def num_nodes(self) -> int:
@@ -113,6 +135,17 @@ class Graph:
             both = torch.cat([edge_index, edge_index.flip(0)], dim=1)
             data[NODE_TYPE, relation, NODE_TYPE].edge_index = both
         return data
+
+
+def canonical_edges(edge_index, num_nodes: int) -> torch.Tensor:
+    """Undirected, unique, sorted int64 ``[2, E]`` with row < col; self-loops removed."""
+    index = torch.as_tensor(np.asarray(edge_index), dtype=torch.long).reshape(2, -1)
+    if index.numel() and (index.min() < 0 or index.max() >= num_nodes):
+        raise ValueError(f"edge index out of range for {num_nodes} nodes")
+    low, high = torch.minimum(index[0], index[1]), torch.maximum(index[0], index[1])
+    keep = low != high
+    key = torch.unique(low[keep] * num_nodes + high[keep])  # sorted
+    return torch.stack([key // num_nodes, key % num_nodes])
 
 
 def load_graph(graph_dir: str | Path, mmap: bool = True) -> Graph:
