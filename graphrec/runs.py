@@ -1,0 +1,212 @@
+"""RUN_DIR: what ``graphrec train`` writes and ``evaluate`` / ``neighbours`` read.
+
+Layout::
+
+    config.json     every option ("decoder", "k", "relation", "seed", "epochs", ...),
+                    "graph" (the GRAPH_DIR path), "graph_checksum" (SHA-256 of its
+                    manifest.json), "model" (the model's constructor arguments)
+    model.pt        the model's state_dict; torch.load(..., weights_only=True)
+    history.csv     one row per epoch: epoch, loss, train_accuracy, val_accuracy, val_auc, seconds
+    metrics.json    {"decoder", "k", "relation", "train_seconds", "best_epoch",
+                     "val": {...}, "test": {...}, ...}
+    curve.png       the training curve
+
+A run is written into ``.<name>.partial`` beside its final place and renamed into place
+when complete, so an interrupted ``train`` never leaves a directory that looks finished.
+While training, ``.<name>.partial/checkpoint.pt`` holds the latest epoch's model and
+optimiser state (the hook a ``--resume`` option would start from); it is removed on commit.
+
+>>> run = load_run("graphrec-sample/runs/mahalanobis-k10")
+>>> run.model.predict_proba(run.graph, torch.tensor([[0, 1]]))
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from graphrec.errors import DataError, UsageError
+from graphrec.graph import Graph, load_graph, manifest_checksum
+from graphrec.models import LinkModel, model_class
+
+__all__ = [
+    "CONFIG", "MODEL", "HISTORY", "METRICS", "CURVE", "CHECKPOINT",
+    "Run", "RunWriter", "load_run", "load_model", "graph_checksum", "write_json_atomic",
+]
+
+CONFIG, MODEL, HISTORY, METRICS, CURVE, CHECKPOINT = "config.json", "model.pt", "history.csv", "metrics.json", "curve.png", "checkpoint.pt"
+
+
+@dataclass
+class Run:
+    """A loaded RUN_DIR. ``model`` is in eval mode; ``graph`` is the graph it was trained on."""
+
+    path: Path
+    config: dict
+    model: LinkModel
+    graph: Graph
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """Per-epoch rows of ``history.csv`` (empty when the run has none)."""
+        file = self.path / HISTORY
+        if not file.is_file():
+            return []
+        with file.open(newline="") as handle:
+            return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def graph_checksum(graph: Graph) -> str | None:
+    """The manifest checksum of a graph loaded from disk (None for an in-memory graph)."""
+    try:
+        return manifest_checksum(graph.path)
+    except OSError:
+        return None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def load_model(run_dir: str | Path, config: dict | None = None) -> LinkModel:
+    """Rebuild the model of a RUN_DIR from ``config.json`` + ``model.pt`` (eval mode)."""
+    path = Path(run_dir)
+    config = config if config is not None else _read_config(path)
+    cls = model_class(config["decoder"])
+    model = cls(**config.get("model", {}))
+    try:
+        state = torch.load(path / MODEL, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise DataError(f"{path / MODEL} is missing; the run is incomplete, train it again.") from None
+    except Exception as error:  # a corrupt or foreign file
+        raise DataError(f"{path / MODEL} cannot be read as a model state_dict ({error}); train the run again.") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise DataError(f"{path / MODEL} does not match the {config['decoder']} model described in {path / CONFIG}: {error}") from None
+    return model.eval()
+
+
+def _read_config(path: Path) -> dict:
+    file = path / CONFIG
+    if not file.is_file():
+        hint = " (training is still running or was interrupted)" if (path.parent / f".{path.name}.partial").exists() else ""
+        raise UsageError(f"{path} is not a run directory (no {CONFIG}){hint}; create one with graphrec train.")
+    try:
+        config = json.loads(file.read_text())
+    except json.JSONDecodeError as error:
+        raise DataError(f"{file} is not valid JSON (line {error.lineno}); train the run again.") from None
+    if "decoder" not in config:
+        raise DataError(f"{file} names no decoder; train the run again.")
+    return config
+
+
+def load_run(run_dir: str | Path, graph: Graph | None = None) -> Run:
+    """Load a RUN_DIR: its config, model (eval mode), metrics and the graph it was trained on.
+
+    ``graph`` None loads ``config["graph"]``; a graph whose manifest changed since
+    training is refused (node indices would no longer mean the same products).
+    """
+    path = Path(run_dir)
+    config = _read_config(path)
+    if graph is None:
+        source = config.get("graph")
+        if not source or source == "<memory>":
+            raise UsageError(f"the run {path} was trained on an in-memory graph; pass graph= to load_run.")
+        graph = load_graph(source)
+    expected = config.get("graph_checksum")
+    actual = graph_checksum(graph)
+    if expected and actual and expected != actual:
+        raise DataError(
+            f"the graph {graph.path} changed since the run {path} was trained (manifest checksum differs); "
+            "train the run again on the current graph."
+        )
+    metrics_file = path / METRICS
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    return Run(path=path, config=config, model=load_model(path, config), graph=graph, metrics=metrics)
+
+
+class RunWriter:
+    """Builds a RUN_DIR in ``.<name>.partial`` and renames it into place on :meth:`commit`.
+
+    >>> writer = RunWriter("runs/k10", force=True)
+    >>> writer.save_checkpoint({"epoch": 3, "model": model.state_dict()})
+    >>> writer.write_config(config); writer.write_model(model); ...
+    >>> writer.commit()           # runs/k10 now exists, complete
+    """
+
+    def __init__(self, out_dir: str | Path, force: bool = False) -> None:
+        self.final = Path(out_dir)
+        if self.final.exists() and not force:
+            raise UsageError(f"{self.final} already exists; pass --force to replace it or choose another -o directory.")
+        if self.final.exists() and not self.final.is_dir():
+            raise UsageError(f"{self.final} exists and is not a directory; choose another -o directory.")
+        self.force = force
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.final.parent / f".{self.final.name}.partial"
+        if self.tmp.exists():  # a stale interrupted run: start over (a --resume would read it instead)
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+
+    def file(self, name: str) -> Path:
+        return self.tmp / name
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Atomically replace ``checkpoint.pt`` (tensors and plain Python values only)."""
+        target = self.tmp / CHECKPOINT
+        scratch = self.tmp / f".{CHECKPOINT}.tmp"
+        torch.save(state, scratch)
+        os.replace(scratch, target)
+
+    def write_config(self, config: dict) -> None:
+        write_json_atomic(self.tmp / CONFIG, config)
+
+    def write_metrics(self, metrics: dict) -> None:
+        write_json_atomic(self.tmp / METRICS, metrics)
+
+    def write_model(self, model: LinkModel) -> None:
+        scratch = self.tmp / f".{MODEL}.tmp"
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, scratch)
+        os.replace(scratch, self.tmp / MODEL)
+
+    def write_history(self, rows: list[dict[str, float]]) -> None:
+        names = list(rows[0]) if rows else ["epoch"]
+        with (self.tmp / HISTORY).open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def commit(self) -> Path:
+        """Drop the checkpoint and rename the finished run into place."""
+        (self.tmp / CHECKPOINT).unlink(missing_ok=True)
+        if self.final.exists():
+            old = self.final.parent / f".{self.final.name}.old-{os.getpid()}"
+            os.replace(self.final, old)
+            os.replace(self.tmp, self.final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.tmp, self.final)
+        return self.final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
