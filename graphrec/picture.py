@@ -1,0 +1,141 @@
+"""A picture of a recommendation: the query image, then the recommended products, in a grid.
+
+Every tile is captioned with the ASIN, a short title and the model's probability. A
+product whose image is unknown, unreadable or outside the recorded images folder gets a
+plain placeholder tile, so one missing file never spoils the picture.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = ["Tile", "render_grid", "safe_image_path", "tiles_from_rows"]
+
+TILE = 180  # pixels, square image area of one tile
+CAPTION = 54  # pixels of caption under each image
+PAD = 8
+MAX_COLUMNS = 6
+BACKGROUND = (255, 255, 255)
+PLACEHOLDER = (225, 225, 225)
+QUERY_FRAME = (200, 60, 40)
+
+
+@dataclass
+class Tile:
+    """One cell of the grid: an image (or None for a placeholder) and its caption lines."""
+
+    image_path: str | os.PathLike | None
+    asin: str
+    title: str | None = None
+    probability: float | None = None
+    label: str | None = None  # e.g. "query" instead of a probability
+
+    def caption(self, width_chars: int = 26) -> list[str]:
+        title = " ".join(str(self.title).split()) if self.title else "(no title)"
+        short = textwrap.shorten(title, width=width_chars, placeholder="...")
+        last = self.label if self.label else ("" if self.probability is None else f"p = {self.probability:.3f}")
+        return [self.asin, short, last]
+
+
+def safe_image_path(path: str | os.PathLike | None, images_dir: str | os.PathLike | None) -> Path | None:
+    """``path`` if it is a file inside ``images_dir`` (when one is recorded), else None.
+
+    The product table only ever holds paths inside the images folder given at build time;
+    this check keeps a tampered table from making the picture read files elsewhere.
+    """
+    if path is None or (isinstance(path, float)) or str(path) in ("", "nan", "None"):
+        return None
+    candidate = Path(path)
+    if images_dir is not None:
+        root = Path(images_dir).resolve()
+        candidate = (root / candidate).resolve() if not candidate.is_absolute() else candidate.resolve()
+        if not candidate.is_relative_to(root):
+            return None
+    return candidate if candidate.is_file() else None
+
+
+def _load(path: Path | None, size: int) -> Image.Image | None:
+    if path is None:
+        return None
+    try:
+        try:
+            from graphrec.io.images import open_image
+        except ImportError:  # pragma: no cover - io.images ships with extract-features
+            open_image = lambda p: Image.open(p).convert("RGB")  # noqa: E731
+        image = open_image(path)
+    except Exception:  # an unreadable image becomes a placeholder tile, never a crash
+        return None
+    image = image.copy()
+    image.thumbnail((size, size))
+    return image
+
+
+def _placeholder(size: int) -> Image.Image:
+    tile = Image.new("RGB", (size, size), PLACEHOLDER)
+    draw = ImageDraw.Draw(tile)
+    draw.line([(0, 0), (size - 1, size - 1)], fill=(200, 200, 200), width=2)
+    draw.line([(0, size - 1), (size - 1, 0)], fill=(200, 200, 200), width=2)
+    text = "no image"
+    font = ImageFont.load_default()
+    box = draw.textbbox((0, 0), text, font=font)
+    w, h = box[2] - box[0], box[3] - box[1]
+    draw.rectangle([(size - w) // 2 - 4, (size - h) // 2 - 4, (size + w) // 2 + 4, (size + h) // 2 + 4], fill=PLACEHOLDER)
+    draw.text(((size - w) // 2, (size - h) // 2), text, fill=(110, 110, 110), font=font)
+    return tile
+
+
+def render_grid(
+    tiles: Sequence[Tile],
+    out: str | os.PathLike,
+    images_dir: str | os.PathLike | None = None,
+    columns: int | None = None,
+    tile_size: int = TILE,
+) -> Path:
+    """Draw ``tiles`` (the query first) in a grid and write a PNG to ``out`` atomically.
+
+    Returns the output path. The picture is ``columns`` tiles wide (at most
+    :data:`MAX_COLUMNS` by default) and as many rows as needed.
+    """
+    if not tiles:
+        raise ValueError("render_grid needs at least one tile")
+    columns = columns or min(len(tiles), MAX_COLUMNS)
+    rows = -(-len(tiles) // columns)
+    cell_w, cell_h = tile_size + 2 * PAD, tile_size + CAPTION + 2 * PAD
+    canvas = Image.new("RGB", (columns * cell_w, rows * cell_h), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    chars = max(8, tile_size // 7)
+    for n, tile in enumerate(tiles):
+        x0, y0 = (n % columns) * cell_w + PAD, (n // columns) * cell_h + PAD
+        image = _load(safe_image_path(tile.image_path, images_dir), tile_size) or _placeholder(tile_size)
+        canvas.paste(image, (x0 + (tile_size - image.width) // 2, y0 + (tile_size - image.height) // 2))
+        if tile.label:
+            draw.rectangle([x0 - 3, y0 - 3, x0 + tile_size + 2, y0 + tile_size + 2], outline=QUERY_FRAME, width=3)
+        for line_no, line in enumerate(tile.caption(chars)):
+            draw.text((x0, y0 + tile_size + 4 + 16 * line_no), line, fill=(20, 20, 20), font=font)
+    return _save_png(canvas, Path(out))
+
+
+def _save_png(image: Image.Image, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def tiles_from_rows(rows: Iterable[dict]) -> list[Tile]:
+    """Tiles from dict rows with ``asin``, ``title``, ``probability``, ``image_path`` keys."""
+    return [Tile(image_path=r.get("image_path"), asin=r["asin"], title=r.get("title"), probability=r.get("probability"), label=r.get("label")) for r in rows]

@@ -1,0 +1,51 @@
+"""The recommendation picture: grid size, real images, placeholders, the images-folder guard."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from graphrec.picture import MAX_COLUMNS, PAD, TILE, CAPTION, Tile, render_grid, safe_image_path
+
+
+def _png(path, colour):
+    Image.new("RGB", (40, 30), colour).save(path)
+    return path
+
+
+def test_grid_dimensions_and_content(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    red = _png(images / "A1.png", (255, 0, 0))
+    blue = _png(images / "A2.png", (0, 0, 255))
+    tiles = [Tile(red, "A1", "A red shirt", label="query"), Tile(blue, "A2", "A blue scarf with a very long title indeed", 0.91)]
+    tiles += [Tile(None, f"B{i}", None, 0.5) for i in range(6)]  # missing images: placeholders
+    out = render_grid(tiles, tmp_path / "out" / "grid.png", images_dir=images)
+    picture = np.asarray(Image.open(out).convert("RGB"))
+    cell_w, cell_h = TILE + 2 * PAD, TILE + CAPTION + 2 * PAD
+    assert picture.shape == (2 * cell_h, MAX_COLUMNS * cell_w, 3)  # 8 tiles -> 6 columns, 2 rows
+    centre = lambda n: picture[(n // MAX_COLUMNS) * cell_h + PAD + TILE // 2, (n % MAX_COLUMNS) * cell_w + PAD + TILE // 2]
+    assert tuple(centre(0)) == (255, 0, 0) and tuple(centre(1)) == (0, 0, 255)
+    placeholder = picture[cell_h + PAD + 20, PAD + 60]  # a placeholder tile, away from its text and cross
+    assert tuple(placeholder) == (225, 225, 225)
+    assert out.stat().st_size > 0 and not list(out.parent.glob(".*tmp"))
+
+
+def test_paths_outside_the_images_dir_become_placeholders(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    outside = _png(tmp_path / "secret.png", (0, 255, 0))
+    assert safe_image_path(outside, images) is None
+    assert safe_image_path(images / ".." / "secret.png", images) is None
+    assert safe_image_path(None, images) is None and safe_image_path(float("nan"), images) is None
+    inside = _png(images / "X.png", (1, 2, 3))
+    assert safe_image_path(inside, images) == inside.resolve()
+    out = render_grid([Tile(outside, "S1", "x", label="query")], tmp_path / "one.png", images_dir=images)
+    picture = np.asarray(Image.open(out).convert("RGB"))
+    assert picture.shape == (TILE + CAPTION + 2 * PAD, TILE + 2 * PAD, 3)
+    assert not (picture == (0, 255, 0)).all(axis=2).any()  # the outside image was never drawn
+
+
+def test_caption_is_short():
+    lines = Tile(None, "B000X", "word " * 40, 0.12345).caption(20)
+    assert lines[0] == "B000X" and len(lines[1]) <= 20 and lines[2] == "p = 0.123"
