@@ -8,7 +8,11 @@ distance returned here plugs straight into ``sigmoid(c - d)``.
   ``nprobe`` lists scanned per query). Good in low dimension, where the style space of
   a K = 10 model lives.
 * ``kind="hnsw"``: ``faiss.IndexHNSWFlat`` (approximate, graph based).
-* ``kind="auto"``: flat up to :data:`APPROX_THRESHOLD` vectors, ``ivf`` above.
+* ``kind="pq"``: 4-bit product-quantisation codes scanned with SIMD ("fast scan"), the
+  best ``refine * k`` re-ranked with exact distances. Inverted lists and graphs lose
+  recall fast in high dimension (K = 100); a compressed full scan does not.
+* ``kind="approx"``: ``ivf`` up to :data:`IVF_MAX_DIM` dimensions, ``pq`` above.
+* ``kind="auto"``: flat up to :data:`APPROX_THRESHOLD` vectors, ``approx`` above.
 
 Restricting candidates to a subset (a category) uses a faiss ID selector, so the flat
 index stays exact however few products match; an approximate index that comes back
@@ -39,6 +43,7 @@ from graphrec.errors import UsageError
 __all__ = [
     "APPROX_THRESHOLD",
     "INDEX_KINDS",
+    "IVF_MAX_DIM",
     "StyleIndex",
     "build_index",
     "brute_force_search",
@@ -48,7 +53,8 @@ __all__ = [
 ]
 
 APPROX_THRESHOLD = 2_000_000
-INDEX_KINDS = ("auto", "flat", "ivf", "hnsw")
+IVF_MAX_DIM = 32
+INDEX_KINDS = ("auto", "approx", "flat", "ivf", "hnsw", "pq")
 CACHE_VERSION = 1
 
 
@@ -87,9 +93,12 @@ class StyleIndex:
         if subset.size == 0:
             return _pad(np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64), k)
         want = min(k, subset.size)
-        selector = faiss.IDSelectorBatch(subset)
-        params = _search_params(self.index, selector)
-        distances, ids = self.index.search(queries, want, params=params)
+        if self.kind in ("flat", "ivf", "hnsw"):
+            params = _search_params(self.index, faiss.IDSelectorBatch(subset))
+            distances, ids = self.index.search(queries, want, params=params)
+        else:  # fast-scan codes take no selector
+            ids = np.full((len(queries), want), -1, np.int64)
+            distances = np.full((len(queries), want), np.inf, np.float32)
         if not self.is_exact and (ids < 0).any():
             # an approximate index scanned too little of a small subset: answer exactly
             distances, ids = brute_force_search(self.vectors[subset], queries, want)
@@ -124,13 +133,15 @@ def _pad(distances: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np
     return distances, ids.astype(np.int64)
 
 
-def brute_force_search(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def brute_force_search(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact k-NN in plain numpy (the baseline the index is measured against).
 
     Squared distances ``|q|^2 + |x|^2 - 2 q.x`` by matrix product, then ``argpartition``;
-    queries go ``chunk`` at a time to bound memory. Returns ``(distances, ids)`` sorted.
+    queries go ``chunk`` at a time (default: about 64M distances at once) to bound memory.
+    Returns ``(distances, ids)`` sorted by distance.
     """
     vectors = np.asarray(vectors, dtype=np.float32)
+    chunk = chunk or max(1, (1 << 26) // max(1, len(vectors)))
     queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     k = min(int(k), len(vectors))
     norms = np.einsum("ij,ij->i", vectors, vectors)
@@ -163,6 +174,7 @@ def build_index(
     nprobe: int | None = None,
     hnsw_m: int = 32,
     ef_search: int = 128,
+    refine: int = 50,
     threshold: int = APPROX_THRESHOLD,
     seed: int = 0,
 ) -> StyleIndex:
@@ -171,9 +183,8 @@ def build_index(
         raise UsageError(f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_KINDS)}.")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, d = vectors.shape
-    if kind == "auto":
-        kind = "ivf" if n > threshold else "flat"
-    if kind == "ivf" and n < 1000:
+    kind = resolve_kind(kind, n, d, threshold)
+    if kind in ("ivf", "pq") and n < 1000:
         kind = "flat"  # too few points to train lists; exact is cheap anyway
     if kind == "flat":
         index = faiss.IndexFlatL2(d)
@@ -185,12 +196,34 @@ def build_index(
         index.cp.seed = seed
         index.train(train)
         index.nprobe = nprobe or default_nprobe(nlist)
+    elif kind == "pq":
+        index = faiss.index_factory(d, f"PQ{pq_subquantizers(d)}x4fs,RFlat")
+        rng = np.random.default_rng(seed)
+        index.train(vectors if n <= 65_536 else vectors[np.sort(rng.choice(n, 65_536, replace=False))])
+        faiss.downcast_index(index).k_factor = float(refine)
     else:
         index = faiss.IndexHNSWFlat(d, hnsw_m)
         index.hnsw.efConstruction = max(40, hnsw_m * 2)
         index.hnsw.efSearch = ef_search
     index.add(vectors)
     return StyleIndex(index=index, vectors=vectors, kind=kind)
+
+
+def resolve_kind(kind: str, n: int, d: int, threshold: int = APPROX_THRESHOLD) -> str:
+    """The concrete index kind for ``kind`` ("auto"/"approx" resolved by size and dimension)."""
+    if kind == "auto":
+        kind = "approx" if n > threshold else "flat"
+    if kind == "approx":
+        kind = "ivf" if d <= IVF_MAX_DIM else "pq"
+    return kind
+
+
+def pq_subquantizers(d: int) -> int:
+    """Sub-quantisers for the fast-scan PQ: about two dimensions each (a divisor of ``d``)."""
+    for m in range(max(1, d // 2), 0, -1):
+        if d % m == 0 and d // m <= 2:
+            return m
+    return d
 
 
 def default_nlist(n: int) -> int:
@@ -237,7 +270,7 @@ def cached_style_index(
         vectors = np.ascontiguousarray(embed_all(), dtype=np.float32)
         _try_write(cache_dir, "style.npy", lambda path: np.save(path, vectors))
     n = len(vectors)
-    resolved = ("ivf" if n > options.get("threshold", APPROX_THRESHOLD) else "flat") if kind == "auto" else kind
+    resolved = resolve_kind(kind, n, vectors.shape[1], options.get("threshold", APPROX_THRESHOLD))
     if resolved == "flat":
         return build_index(vectors, "flat")
     name = f"{resolved}-" + "-".join(f"{k}{v}" for k, v in sorted(options.items()) if k != "threshold") + ".faiss"
@@ -257,6 +290,8 @@ def faiss_kind(index: faiss.Index) -> str:
         return "ivf"
     if isinstance(inner, faiss.IndexHNSW):
         return "hnsw"
+    if isinstance(inner, faiss.IndexRefine):
+        return "pq"
     return "flat"
 
 

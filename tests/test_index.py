@@ -44,7 +44,7 @@ def test_subset_is_exact_and_pads_when_few_match(vectors):
     assert (empty == -1).all()
 
 
-@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["ivf", "hnsw", "pq"])
 def test_approximate_recall(vectors, kind):
     index = build_index(vectors, kind, nprobe=8)
     assert index.kind == kind and not index.is_exact
@@ -60,7 +60,9 @@ def test_approximate_recall(vectors, kind):
 
 def test_auto_kind_uses_threshold(vectors):
     assert build_index(vectors, "auto").kind == "flat"
-    assert build_index(vectors, "auto", threshold=1000).kind == "ivf"
+    assert build_index(vectors, "auto", threshold=1000).kind == "ivf"  # low dimension: inverted lists
+    wide = np.random.default_rng(1).standard_normal((1200, 64)).astype(np.float32)
+    assert build_index(wide, "approx").kind == "pq"  # high dimension: fast-scan codes + exact re-rank
     with pytest.raises(UsageError):
         build_index(vectors, "lsh")
 
