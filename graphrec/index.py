@@ -233,7 +233,7 @@ def default_nlist(n: int) -> int:
 
 def default_nprobe(nlist: int) -> int:
     """Lists scanned per query: recall@10 >= 0.95 on 10-d data at 1M vectors (see benchmark)."""
-    return int(max(1, min(nlist, round(nlist / 64))))
+    return int(min(nlist, max(8, round(nlist / 64))))
 
 
 def cache_key(model_path: str | Path, graph_checksum: str, extra: str = "") -> str:
@@ -247,7 +247,7 @@ def cache_key(model_path: str | Path, graph_checksum: str, extra: str = "") -> s
 
 
 def cached_style_index(
-    cache_dir: str | Path,
+    cache_dir: str | Path | None,
     key: str,
     embed_all: Callable[[], np.ndarray],
     kind: str = "auto",
@@ -256,8 +256,11 @@ def cached_style_index(
     """Load the style vectors and index from ``cache_dir`` when ``key`` matches, else rebuild.
 
     ``embed_all()`` computes the ``[n, d]`` style vectors (called only on a miss). A cache
-    directory that cannot be written (a read-only RUN_DIR) only costs the rebuild.
+    directory that cannot be written (a read-only RUN_DIR) only costs the rebuild;
+    ``cache_dir`` None skips the cache altogether.
     """
+    if cache_dir is None:
+        return build_index(embed_all(), kind, **options)
     cache_dir = Path(cache_dir)
     meta_path = cache_dir / "index.json"
     meta = _read_json(meta_path)
@@ -268,7 +271,8 @@ def cached_style_index(
         meta = {"key": key, "indexes": {}}
     if vectors is None:
         vectors = np.ascontiguousarray(embed_all(), dtype=np.float32)
-        _try_write(cache_dir, "style.npy", lambda path: np.save(path, vectors))
+        if _try_write(cache_dir, "style.npy", lambda path: np.save(path, vectors)):
+            _try_write(cache_dir, "index.json", lambda path: Path(path).write_text(json.dumps(meta, indent=2)))
     n = len(vectors)
     resolved = resolve_kind(kind, n, vectors.shape[1], options.get("threshold", APPROX_THRESHOLD))
     if resolved == "flat":

@@ -1,0 +1,344 @@
+"""Recommendations from a trained run: "what goes with this product (or this photo)?"
+
+>>> rec = Recommender.load("graphrec-sample/runs/mahalanobis-k10")
+>>> rec.neighbours("B000ASIN42", k=5, category="Clothing, Shoes & Jewelry|Women")
+>>> rec.neighbours_for_image("my_new_shoe.jpg", k=5)
+
+Metric decoders (mahalanobis, wnn, euclidean): every product is embedded into the
+style space once (cached in ``RUN_DIR/index/``), indexed with faiss
+(:mod:`graphrec.index`), and a query returns its nearest products by
+``d = ||s_q - s_j||^2``; ``probability = sigmoid(shift - d)`` is the model's own
+``predict_proba`` for that pair. The query itself is never returned.
+
+Non-metric decoders (FM) have no style space: each candidate (all products, or the
+category subset) is scored with ``predict_proba`` in batches and the most probable are
+returned, with ``distance`` NaN.
+
+Results are pandas DataFrames with columns ``rank, asin, title, brand, price,
+distance, probability`` (and ``query`` first for batches).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from graphrec.errors import UsageError
+from graphrec.graph import Graph
+from graphrec.index import StyleIndex, cache_key, cached_style_index
+from graphrec.runs import MODEL, Run, graph_checksum, load_run
+
+__all__ = ["COLUMNS", "Recommender", "category_mask", "read_asin_file"]
+
+COLUMNS = ["rank", "asin", "title", "brand", "price", "distance", "probability"]
+EMBED_CHUNK = 4096  # products embedded at once
+SCORE_CHUNK = 262_144  # candidate pairs scored at once for non-metric models
+
+
+def category_mask(graph: Graph, prefix: str) -> np.ndarray:
+    """Products with any category path starting with the ``|``-separated ``prefix``.
+
+    Uses ``Graph.category_mask`` when the graph provides it (contract 3), otherwise reads
+    the ``categories`` column (a JSON list of paths joined with ``|``).
+    """
+    if hasattr(graph, "category_mask"):
+        return np.asarray(graph.category_mask(prefix), dtype=bool)
+    wanted = [part.strip() for part in prefix.split("|") if part.strip()]
+    column = graph.products["categories"] if "categories" in graph.products else graph.products.get("category")
+    if column is None:
+        raise UsageError(f"the graph {graph.path} records no categories, so --category cannot be used with it.")
+    mask = np.zeros(graph.num_nodes, dtype=bool)
+    for i, value in enumerate(column):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        paths = json.loads(value) if str(value).startswith("[") else [value]
+        mask[i] = any([p.strip() for p in str(path).split("|")][: len(wanted)] == wanted for path in paths)
+    return mask
+
+
+def read_asin_file(path: str | os.PathLike) -> list[str]:
+    """ASINs from a text file: one per line (or whitespace separated); ``#`` starts a comment."""
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"--from-file {file} does not exist; give a text file with one ASIN per line.")
+    asins = []
+    for line in file.read_text(errors="replace").splitlines():
+        asins.extend(line.split("#", 1)[0].split())
+    if not asins:
+        raise UsageError(f"--from-file {file} holds no ASIN; give one ASIN per line.")
+    return asins
+
+
+@dataclass
+class Recommender:
+    """Nearest products in a run's style space (or by model score for non-metric decoders)."""
+
+    run: Run
+    index: StyleIndex | None = None
+    quiet: bool = True
+    _known: sp.csr_matrix | None = field(default=None, repr=False)
+    _extractor: object | None = field(default=None, repr=False)
+
+    # -- construction --------------------------------------------------------------
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, graph: Graph | None = None, approx: bool | str = "auto", quiet: bool = True, cache: bool = True) -> "Recommender":
+        """Load a RUN_DIR and (for metric models) its style index, built once and cached.
+
+        ``approx``: "auto" (exact up to 2M products, approximate above), True / "approx"
+        (approximate), False (always exact), or an index kind ("flat", "ivf", "hnsw", "pq").
+        """
+        run = load_run(run_dir, graph=graph)
+        rec = cls(run=run, quiet=quiet)
+        if run.model.is_metric:
+            kind = {True: "approx", False: "flat"}.get(approx, approx) if isinstance(approx, bool) else approx
+            run.graph.require_features(f"neighbours with the {run.model.name} decoder")
+            key = cache_key(run.path / MODEL, _graph_fingerprint(run))
+            cache_dir = run.path / "index" if cache else None
+            rec.index = cached_style_index(cache_dir, key, rec._embed_all, kind=kind)
+        return rec
+
+    @property
+    def graph(self) -> Graph:
+        return self.run.graph
+
+    @property
+    def model(self):
+        return self.run.model
+
+    @property
+    def relation(self) -> str | None:
+        return self.run.config.get("relation")
+
+    @property
+    def style(self) -> np.ndarray:
+        """Style vectors of every product ``[n, K]`` (metric models only)."""
+        if self.index is None:
+            raise UsageError(f"the {self.model.name} decoder has no style space (it scores pairs directly).")
+        return self.index.vectors
+
+    def _embed_all(self) -> np.ndarray:
+        n = self.graph.num_nodes
+        out = np.empty((n, self.model.embed_dim), dtype=np.float32)
+        with _progress(self.quiet) as progress:
+            task = progress.add_task("embedding products", total=n) if progress else None
+            for start in range(0, n, EMBED_CHUNK):
+                nodes = torch.arange(start, min(n, start + EMBED_CHUNK))
+                out[start : start + len(nodes)] = self.model.embed_nodes(self.graph, nodes).numpy()
+                if progress:
+                    progress.advance(task, len(nodes))
+        return out
+
+    # -- queries ---------------------------------------------------------------------
+    def neighbours(self, asin: str, k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
+        """The ``k`` products nearest to ``asin`` (never ``asin`` itself), nearest first."""
+        return self.neighbours_batch([asin], k=k, category=category, exclude_known=exclude_known).drop(columns="query")
+
+    def neighbours_batch(self, asins: Sequence[str], k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
+        """:meth:`neighbours` for several ASINs in one batched search; a ``query`` column first."""
+        if not len(asins):
+            raise UsageError("give at least one ASIN (or --from-file FILE, or --image PHOTO).")
+        nodes = np.array([self.graph.index_of(str(a)) for a in asins], dtype=np.int64)
+        excluded = [self._excluded(q, exclude_known) for q in nodes]
+        if self.model.is_metric:
+            ids, dist = self._search(self.style[nodes], k, category, excluded)
+            return self._table(list(asins), nodes, ids, dist)
+        ids, prob = self._score(nodes, k, category, excluded)
+        return self._table(list(asins), nodes, ids, None, prob)
+
+    def neighbours_for_image(self, path: str | os.PathLike, k: int = 10, category: str | None = None) -> pd.DataFrame:
+        """Cold start: the ``k`` products nearest to a photo that need not be in the catalogue.
+
+        The photo goes through the same fc7 network and weights recorded for the graph's
+        features, then the model's preprocessing and projection. If the photo is a catalogue
+        product's own image file, that product counts as the query and is not returned.
+        """
+        if not self.model.is_metric:
+            raise UsageError(f"the {self.model.name} decoder does not use images, so --image needs a run with a metric decoder (e.g. mahalanobis).")
+        vector = self.embed_image(path)
+        own = self._product_with_image(path)
+        excluded = [np.array([own], dtype=np.int64) if own is not None else np.empty(0, np.int64)]
+        ids, dist = self._search(vector, k, category, excluded)
+        return self._table([str(path)], np.array([-1 if own is None else own]), ids, dist).drop(columns="query")
+
+    def embed_image(self, path: str | os.PathLike) -> np.ndarray:
+        """Style vector ``[1, K]`` of an image file (fc7 features -> the model's embedding)."""
+        from graphrec.io.images import open_image
+
+        features = self._image_extractor().extract([open_image(path)])
+        stored = self.graph.features.dtype if self.graph.features is not None else np.float32
+        features = np.asarray(features).astype(stored).astype(np.float32)  # round like the catalogue
+        with torch.no_grad():
+            return self.model.embed(torch.from_numpy(features)).numpy().astype(np.float32)
+
+    def _image_extractor(self):
+        if self._extractor is None:
+            spec = (self.graph.manifest.get("features") or {}).get("extractor")
+            if not spec:
+                raise UsageError(
+                    f"the graph {self.graph.path} does not record which network made its image features "
+                    "(e.g. McAuley's published .b files), so a new photo cannot be embedded the same way; "
+                    "extract the features with graphrec extract-features and rebuild the graph."
+                )
+            from graphrec.vision import Fc7Extractor
+
+            self._extractor = Fc7Extractor.from_spec(spec)
+        return self._extractor
+
+    def _product_with_image(self, path: str | os.PathLike) -> int | None:
+        if "image_path" not in self.graph.products:
+            return None
+        target = str(Path(path).resolve())
+        paths = self.graph.products["image_path"]
+        hits = np.flatnonzero(paths.notna().to_numpy() & (paths.astype(str) == target).to_numpy())
+        if not len(hits):  # recorded paths may be relative or not yet resolved
+            hits = [i for i, p in enumerate(paths) if isinstance(p, str) and str(Path(p).resolve()) == target]
+        return int(hits[0]) if len(hits) else None
+
+    # -- internals -------------------------------------------------------------------
+    def _candidates(self, category: str | None) -> np.ndarray | None:
+        if category is None:
+            return None
+        mask = category_mask(self.graph, category)
+        if not mask.any():
+            raise UsageError(f"no product of the graph {self.graph.path} has a category starting with {category!r}; check the spelling (paths are joined with '|').")
+        return mask
+
+    def _excluded(self, node: int, exclude_known: bool) -> np.ndarray:
+        """Node ids a query must not return: itself, and its training partners if asked."""
+        if not exclude_known:
+            return np.array([node], dtype=np.int64)
+        if self._known is None:
+            relation = self.relation
+            if relation is None:
+                raise UsageError(f"the run {self.run.path} records no training relation, so --exclude-known cannot be used.")
+            edges = self.graph.edge_index(relation).numpy()
+            n = self.graph.num_nodes
+            ones = np.ones(edges.shape[1], dtype=np.int8)
+            adjacency = sp.coo_matrix((ones, (edges[0], edges[1])), shape=(n, n))
+            self._known = (adjacency + adjacency.T).tocsr()
+        known = self._known.indices[self._known.indptr[node] : self._known.indptr[node + 1]]
+        return np.concatenate([[node], known]).astype(np.int64)
+
+    def _search(self, queries: np.ndarray, k: int, category: str | None, excluded: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Index search for k results per query after dropping ``excluded`` ids; exact distances."""
+        mask = self._candidates(category)
+        subset = np.flatnonzero(mask) if mask is not None else None
+        extra = max(len(e) for e in excluded)
+        _, found = self.index.search(queries, k + extra, subset=subset)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        dist = np.full((len(queries), k), np.inf, dtype=np.float32)
+        for row, (candidates, drop) in enumerate(zip(found, excluded)):
+            keep = candidates[(candidates >= 0) & ~np.isin(candidates, drop)]
+            # recompute distances exactly as the model does (faiss may expand |a-b|^2)
+            diff = self.style[keep] - queries[row]
+            exact = np.einsum("ij,ij->i", diff, diff)
+            order = np.argsort(exact, kind="stable")[:k]
+            ids[row, : len(order)] = keep[order]
+            dist[row, : len(order)] = exact[order]
+        return ids, dist
+
+    @torch.no_grad()
+    def _score(self, nodes: np.ndarray, k: int, category: str | None, excluded: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Non-metric models: score every candidate with ``predict_proba``; the k most probable."""
+        mask = self._candidates(category)
+        candidates = np.flatnonzero(mask) if mask is not None else np.arange(self.graph.num_nodes)
+        ids = np.full((len(nodes), k), -1, dtype=np.int64)
+        prob = np.full((len(nodes), k), np.nan, dtype=np.float32)
+        for row, (node, drop) in enumerate(zip(nodes, excluded)):
+            pool = candidates[~np.isin(candidates, drop)]
+            scores = np.empty(len(pool), dtype=np.float32)
+            for start in range(0, len(pool), SCORE_CHUNK):
+                part = torch.from_numpy(pool[start : start + SCORE_CHUNK])
+                pairs = torch.stack([torch.full_like(part, int(node)), part], dim=1)
+                scores[start : start + len(part)] = self.model.predict_proba(self.graph, pairs).numpy()
+            top = np.argsort(-scores, kind="stable")[:k]
+            ids[row, : len(top)] = pool[top]
+            prob[row, : len(top)] = scores[top]
+        return ids, prob
+
+    def _table(self, queries: list[str], nodes: np.ndarray, ids: np.ndarray, dist: np.ndarray | None, prob: np.ndarray | None = None) -> pd.DataFrame:
+        products = self.graph.products
+        shift = float(self.model.shift.detach()) if self.model.is_metric else None
+        rows = []
+        for query, row_ids, row_dist, row_prob in zip(queries, ids, dist if dist is not None else [None] * len(ids), prob if prob is not None else [None] * len(ids)):
+            for rank, node in enumerate(row_ids[row_ids >= 0]):
+                product = products.iloc[int(node)]
+                distance = float(row_dist[rank]) if row_dist is not None else math.nan
+                probability = _sigmoid(shift - distance) if row_dist is not None else float(row_prob[rank])
+                rows.append({
+                    "query": query,
+                    "rank": rank + 1,
+                    "asin": product["asin"],
+                    "title": _text(product.get("title")),
+                    "brand": _text(product.get("brand")),
+                    "price": float(product["price"]) if "price" in product and product["price"] is not None else math.nan,
+                    "distance": distance,
+                    "probability": probability,
+                })
+        table = pd.DataFrame(rows, columns=["query", *COLUMNS])
+        return table.astype({"rank": "int64", "distance": "float64", "probability": "float64"})
+
+    def image_paths(self, asins: Iterable[str]) -> list[str | None]:
+        """Recorded local image path of each ASIN (None when unknown)."""
+        column = self.graph.products["image_path"] if "image_path" in self.graph.products else None
+        out = []
+        for asin in asins:
+            value = None if column is None else column.iloc[self.graph.index_of(asin)]
+            out.append(value if isinstance(value, str) and value else None)
+        return out
+
+    def images_dir(self) -> str | None:
+        """The images folder recorded at build time (pictures only read files inside it)."""
+        return (self.graph.manifest.get("features") or {}).get("images_dir") or (self.graph.manifest.get("options") or {}).get("images")
+
+
+def _sigmoid(value: float) -> float:
+    return 1.0 / (1.0 + math.exp(-value)) if value >= 0 else math.exp(value) / (1.0 + math.exp(value))
+
+
+def _text(value) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
+def _graph_fingerprint(run: Run) -> str:
+    """The graph checksum, or for an in-memory graph its size and ASIN list."""
+    checksum = graph_checksum(run.graph)
+    if checksum:
+        return checksum
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(map(str, run.graph.asins)).encode())
+    digest.update(str(run.graph.features.shape if run.graph.features is not None else None).encode())
+    return "memory-" + digest.hexdigest()
+
+
+class _progress:
+    """A rich progress bar, or None when quiet or not writing to a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self.bar
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
