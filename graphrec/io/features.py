@@ -14,11 +14,14 @@ How bad input is handled (documented in the README):
 * NaN or infinite values -> the record is dropped and counted as ``non_finite``
   (its ASIN is in the first few warnings).
 
-Reading is streamed: at most ``chunk_records`` raw records are held in memory.
+Reading is streamed: at most ``chunk_records`` raw records (about 8 MiB by default)
+are held in memory, and the SHA-256 of the bytes read is computed on the way
+(``reader.sha256`` once the file has been read to the end).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections import Counter
@@ -36,6 +39,7 @@ __all__ = [
     "FeatureChunk",
     "BinaryFeatureReader",
     "BinaryFeatureWriter",
+    "guess_dim",
     "read_features",
     "record_dtype",
 ]
@@ -43,6 +47,8 @@ __all__ = [
 ASIN_BYTES = 10
 DEFAULT_DIM = 4096
 MAX_WARNINGS = 5
+CHUNK_BYTES = 8 * 1024 * 1024  # default size of one raw chunk
+_COMMON_DIMS = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 3, 2, 1)
 
 
 def record_dtype(dim: int) -> np.dtype:
@@ -71,9 +77,11 @@ class BinaryFeatureReader:
 
     path: str | os.PathLike
     dim: int = DEFAULT_DIM
-    chunk_records: int = 2048
+    chunk_records: int | None = None  # None: about CHUNK_BYTES per chunk
     dropped: Counter = field(default_factory=Counter)
     messages: list[str] = field(default_factory=list)
+    copy: bool = True  # False: ``values`` may be a view that the next chunk overwrites
+    checksum: bool = True
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -81,18 +89,23 @@ class BinaryFeatureReader:
             raise DataError(f"{self.path}: feature dimension must be positive, got {self.dim}")
         self.dtype = record_dtype(self.dim)
         if not self.path.is_file():
-            raise DataError(f"{self.path}: features file not found")
+            raise DataError(f"features file {self.path} not found; check the path given with --features.")
         self.size = self.path.stat().st_size
         record = self.dtype.itemsize
         if self.size % record:
             whole = self.size // record
+            guess = guess_dim(self.path)
+            hint = f"its records look {guess}-dimensional (pass --feature-dim {guess})" if guess else "set --feature-dim"
             raise DataError(
                 f"{self.path}: size {self.size} bytes is not a multiple of the record size "
                 f"{record} (10-byte ASIN + {self.dim} float32); the record at byte offset "
                 f"{whole * record} is incomplete. The file is truncated, or its dimension is "
-                f"not {self.dim} (set --feature-dim)."
+                f"not {self.dim} ({hint})."
             )
         self.num_records = self.size // record
+        if self.chunk_records is None:
+            self.chunk_records = max(1, CHUNK_BYTES // record)
+        self.sha256: str | None = None
 
     def __len__(self) -> int:
         return self.num_records
@@ -108,6 +121,7 @@ class BinaryFeatureReader:
         buffer = np.empty(self.chunk_records, dtype=self.dtype)
         raw = buffer.view(np.uint8)
         start = 0
+        digest = hashlib.sha256() if self.checksum else None
         with open(self.path, "rb", buffering=0) as handle:
             while True:
                 got = handle.readinto(memoryview(raw))
@@ -118,13 +132,15 @@ class BinaryFeatureReader:
                     if not more:
                         raise DataError(f"{self.path}: file shrank while being read at byte {start + got}")
                     got += more
+                if digest is not None:
+                    digest.update(memoryview(raw)[:got])
                 n = got // record
                 block = buffer[:n]
                 offsets = start + record * np.arange(n, dtype=np.int64)
                 keep = np.ones(n, dtype=bool)
                 asin_bytes = block["asin"]
                 # Printable ASCII only (NUL or space padding allowed), and not blank.
-                codes = asin_bytes.view(np.uint8).reshape(n, ASIN_BYTES)
+                codes = raw[: n * record].reshape(n, record)[:, :ASIN_BYTES]
                 pad = (codes == 0) | (codes == 0x20)
                 printable = (codes > 0x20) & (codes < 0x7F)
                 bad_asin = ~(printable | pad).all(axis=1) | pad.all(axis=1)
@@ -137,12 +153,33 @@ class BinaryFeatureReader:
                     self._note("non_finite", f"{self.path}: ASIN {asin_bytes[i].decode('ascii').strip()} (byte offset {offsets[i]}) has NaN or infinite values; dropped")
                 if keep.all():
                     asins = [a.decode("ascii").strip() for a in asin_bytes]
-                    values = block["x"].copy()
+                    values = block["x"].copy() if self.copy else block["x"]
                 else:
                     asins = [a.decode("ascii").strip() for a in asin_bytes[keep]]
                     values = block["x"][keep]
                 yield FeatureChunk(asins=asins, values=values, offsets=offsets[keep])
                 start += got
+        if digest is not None and start == self.size:
+            self.sha256 = digest.hexdigest()
+
+
+def guess_dim(path: str | os.PathLike, candidates: Iterable[int] = _COMMON_DIMS) -> int | None:
+    """The first candidate dimension under which ``path`` splits into whole records whose
+    first two ASINs are printable ASCII, or None (used to suggest ``--feature-dim``)."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        for dim in candidates:
+            record = ASIN_BYTES + 4 * dim
+            if size == 0 or size % record:
+                continue
+            heads = []
+            for offset in (0, record) if size >= 2 * record else (0,):
+                handle.seek(offset)
+                heads.append(handle.read(ASIN_BYTES))
+            if all(head.rstrip(b"\0 ") and all(0x20 < c < 0x7F for c in head.rstrip(b"\0 ")) for head in heads):
+                return dim
+    return None
 
 
 def read_features(path: str | os.PathLike, dim: int = DEFAULT_DIM) -> tuple[list[str], np.ndarray]:
