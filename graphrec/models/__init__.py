@@ -8,12 +8,27 @@ from __future__ import annotations
 
 from graphrec.errors import UsageError
 from graphrec.models.base import LinkModel, MetricModel
+from graphrec.models.category_tree import CategoryTreeModel
+from graphrec.models.euclidean import EuclideanModel
+from graphrec.models.fm import FactorizationMachine
 from graphrec.models.mahalanobis import MahalanobisModel
+from graphrec.models.wnn import WeightedNeighbourModel
 
-__all__ = ["MODELS", "LinkModel", "MetricModel", "MahalanobisModel", "model_class"]
+__all__ = [
+    "MODELS",
+    "LinkModel",
+    "MetricModel",
+    "MahalanobisModel",
+    "FactorizationMachine",
+    "WeightedNeighbourModel",
+    "EuclideanModel",
+    "CategoryTreeModel",
+    "model_class",
+]
 
 MODELS: dict[str, type[LinkModel]] = {
-    MahalanobisModel.name: MahalanobisModel,
+    cls.name: cls
+    for cls in (MahalanobisModel, FactorizationMachine, WeightedNeighbourModel, EuclideanModel, CategoryTreeModel)
 }
 
 

@@ -87,9 +87,9 @@ class LinkModel(nn.Module):
         """Pre-sigmoid edge scores ``[m]`` for ``pairs`` ``[m, 2]`` indexing rows of ``inputs``."""
         raise NotImplementedError
 
-    def regularization(self) -> Tensor:
-        """Extra loss term added during training (0 by default)."""
-        return torch.zeros(())
+    def decay_parameters(self) -> list[nn.Parameter]:
+        """Parameters that get weight decay in training (all but ``shift`` by default)."""
+        return [p for name, p in self.named_parameters() if name != "shift" and p.requires_grad]
 
     @torch.no_grad()
     def predict_proba(self, graph: Graph, pairs: Tensor) -> Tensor:

@@ -1,0 +1,159 @@
+"""Metrics for a trained link model: accuracy at P > 0.5, ROC-AUC, and ranking metrics
+(hit@10, MRR, NDCG@10) over candidate sets of hard (nearest-neighbour) and random
+negatives. :func:`evaluate_run` recomputes everything for a RUN_DIR.
+
+Ranking: each test query's candidates are scored with the model's ``predict_proba``
+and sorted; ties are broken by a seeded shuffle, so a model that gives every candidate
+the same score ranks its partners at random rather than first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphrec.graph import Graph
+from graphrec.models.base import LinkModel
+from graphrec.runs import Run, load_run
+from graphrec.sampling import CandidateSets, PairSplit, knn_candidates, random_candidates, split_pairs, test_queries
+
+__all__ = [
+    "RANK_K",
+    "binary_metrics",
+    "roc_auc",
+    "ranking_metrics",
+    "rank_candidates",
+    "evaluate_model",
+    "evaluate_run",
+    "format_metrics",
+    "confident_examples",
+]
+
+RANK_K = 10
+
+
+def roc_auc(scores: Tensor, labels: Tensor) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties count one half); NaN with one class."""
+    labels = labels.bool()
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = torch.from_numpy(rankdata(scores.double().numpy()))
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def binary_metrics(probs: Tensor, labels: Tensor) -> dict[str, float]:
+    """Accuracy (edge predicted when P > 0.5), ROC-AUC and mean log-loss."""
+    probs, labels = probs.double(), labels.double()
+    accuracy = float(((probs > 0.5).double() == labels).double().mean()) if len(labels) else float("nan")
+    clipped = probs.clamp(1e-7, 1 - 1e-7)
+    loss = float(-(labels * clipped.log() + (1 - labels) * (1 - clipped).log()).mean()) if len(labels) else float("nan")
+    return {"accuracy": accuracy, "auc": roc_auc(probs, labels), "log_loss": loss, "pairs": int(len(labels))}
+
+
+def rank_candidates(scores: Tensor, mask: Tensor, seed: int = 0) -> Tensor:
+    """Slot order ``[Q, L]`` by descending score (padding last, ties shuffled by ``seed``)."""
+    generator = torch.Generator().manual_seed(seed)
+    jitter = torch.rand(scores.shape, generator=generator)
+    scores = torch.where(mask, scores.double(), torch.tensor(float("-inf"), dtype=torch.float64))
+    order = torch.argsort(jitter, dim=1)  # random permutation per row, then a stable sort
+    by_score = torch.argsort(torch.gather(scores, 1, order), dim=1, descending=True, stable=True)
+    return torch.gather(order, 1, by_score)
+
+
+def ranking_metrics(scores: Tensor, relevant: Tensor, mask: Tensor, k: int = RANK_K, seed: int = 0) -> dict[str, float]:
+    """hit@k, MRR and NDCG@k for ``scores`` ``[Q, L]`` (higher = more likely a partner),
+    ``relevant`` ``[Q, L]`` marking true partners and ``mask`` marking real slots."""
+    from torch_geometric.metrics import LinkPredHitRatio, LinkPredMRR, LinkPredNDCG
+
+    if scores.numel() == 0:
+        return {f"hit@{k}": float("nan"), "mrr": float("nan"), f"ndcg@{k}": float("nan"), "queries": 0}
+    order = rank_candidates(scores, mask, seed)
+    width = scores.shape[1]
+    ranked = torch.where(torch.gather(mask, 1, order), order, torch.full_like(order, width))  # padding -> never relevant
+    rows, cols = relevant.nonzero(as_tuple=True)
+    labels = torch.stack([rows, cols])
+    out: dict[str, float] = {}
+    for key, metric in ((f"hit@{k}", LinkPredHitRatio(k)), ("mrr", LinkPredMRR(width)), (f"ndcg@{k}", LinkPredNDCG(k))):
+        metric.update(ranked, labels)
+        out[key] = float(metric.compute())
+    out["queries"] = int(scores.shape[0])
+    return out
+
+
+def _score_sets(model: LinkModel, graph: Graph, sets: CandidateSets) -> tuple[Tensor, Tensor]:
+    pairs, mask = sets.pairs()
+    scores = torch.zeros(sets.candidates.shape, dtype=torch.float64)
+    if len(pairs):
+        scores[mask] = model.predict_proba(graph, pairs).double()
+    return scores, mask
+
+
+def evaluate_model(
+    model: LinkModel,
+    graph: Graph,
+    split: PairSplit,
+    candidates: int = 100,
+    max_queries: int | None = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Validation and test metrics of ``model`` under ``split``.
+
+    Returns ``{"val": {...}, "test": {accuracy, auc, log_loss, hit@10, mrr, ndcg@10},
+    "test_random_candidates": {hit@10, mrr, ndcg@10}}``; the KNN (hard-negative) ranking
+    metrics are None when the graph has no features.
+    """
+    model.eval()
+    val = binary_metrics(model.predict_proba(graph, split.val_pairs), split.val_labels)
+    test = binary_metrics(model.predict_proba(graph, split.test_pairs), split.test_labels)
+    queries, partners = test_queries(split, max_queries, seed)
+    if graph.features is not None and len(queries):
+        knn_sets = knn_candidates(graph, split, queries, partners, candidates)
+        scores, mask = _score_sets(model, graph, knn_sets)
+        test.update(ranking_metrics(scores, knn_sets.relevant, mask, seed=seed))
+    else:
+        test.update({f"hit@{RANK_K}": None, "mrr": None, f"ndcg@{RANK_K}": None, "queries": 0})
+    random_sets = random_candidates(split, queries, partners, candidates, seed)
+    scores, mask = _score_sets(model, graph, random_sets)
+    random_metrics = ranking_metrics(scores, random_sets.relevant, mask, seed=seed)
+    return {"val": val, "test": test, "test_random_candidates": random_metrics, "candidates": candidates}
+
+
+def evaluate_run(run_dir: str | Path, graph: Graph | None = None, candidates: int | None = None, max_queries: int | None = 1000) -> tuple[Run, dict[str, Any]]:
+    """Reload a RUN_DIR, rebuild its split (same relation and seed) and recompute its metrics."""
+    run = load_run(run_dir, graph)
+    config = run.config
+    split = split_pairs(run.graph, config.get("relation", "also_bought"), int(config.get("seed", 0)))
+    metrics = evaluate_model(run.model, run.graph, split, candidates or int(config.get("candidates", 100)), max_queries, int(config.get("seed", 0)))
+    metrics = {"decoder": config["decoder"], "k": config.get("k"), "relation": config.get("relation"), **metrics}
+    return run, metrics
+
+
+def confident_examples(run: Run, count: int = 6) -> dict[str, list[tuple[int, int, float]]]:
+    """The test pairs the model is most sure are edges and truly are ("true_positives"),
+    and the non-edges it scores highest ("hardest_negatives"): (i, j, P) triples."""
+    split = split_pairs(run.graph, run.config.get("relation", "also_bought"), int(run.config.get("seed", 0)))
+    probs = run.model.predict_proba(run.graph, split.test_pairs)
+    out = {}
+    for key, label in (("true_positives", 1.0), ("hardest_negatives", 0.0)):
+        pick = (split.test_labels == label).nonzero().squeeze(1)
+        top = pick[torch.argsort(probs[pick], descending=True)[:count]]
+        out[key] = [(int(split.test_pairs[t, 0]), int(split.test_pairs[t, 1]), float(probs[t])) for t in top]
+    return out
+
+
+def format_metrics(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(split, metric, value) rows for printing."""
+    rows = []
+    for section in ("val", "test", "test_random_candidates"):
+        for key, value in (metrics.get(section) or {}).items():
+            if key in ("pairs", "queries"):
+                continue
+            rows.append((section, key, "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.4f}"))
+    return rows

@@ -1,0 +1,237 @@
+"""The paper's evaluation protocol: labelled pairs, the 80/10/10 split, negatives and
+ranking candidate sets.
+
+Protocol (McAuley et al., SIGIR 2015, section 4), for one relation:
+
+1. positives are the relation's undirected edges, each once;
+2. add as many uniformly random non-edges (unordered pairs of distinct products that
+   are not edges of the relation);
+3. shuffle with ``seed`` and split 80/10/10 into train/validation/test; training is
+   capped at 2M pairs. The test pairs depend only on the graph and ``seed``.
+
+Training may replace its negatives every epoch (:func:`fresh_negatives`); fresh
+negatives avoid every edge and every validation/test pair, so nothing about held-out
+pairs reaches training.
+
+Ranking candidate sets (for hit@10, MRR, NDCG@10): for a test query product, its
+held-out partners (test positives) plus ``n`` products that are not its partners in
+any split, either its nearest neighbours in raw feature space (hard negatives,
+:func:`knn_candidates`) or uniformly random ones (:func:`random_candidates`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphrec.errors import DataError
+from graphrec.graph import Graph
+
+__all__ = [
+    "MAX_TRAIN_PAIRS",
+    "PairSplit",
+    "CandidateSets",
+    "pair_keys",
+    "sample_non_edges",
+    "split_pairs",
+    "fresh_negatives",
+    "test_queries",
+    "knn_candidates",
+    "random_candidates",
+]
+
+MAX_TRAIN_PAIRS = 2_000_000
+MIN_EDGES = 10
+
+
+def pair_keys(pairs: Tensor, num_nodes: int) -> Tensor:
+    """Order-free int64 key of each pair ``[m, 2]``: ``min * num_nodes + max``."""
+    low = torch.minimum(pairs[:, 0], pairs[:, 1])
+    high = torch.maximum(pairs[:, 0], pairs[:, 1])
+    return low * num_nodes + high
+
+
+def sample_non_edges(num_nodes: int, count: int, exclude: Tensor, generator: torch.Generator) -> Tensor:
+    """``count`` distinct uniformly random unordered pairs ``[count, 2]`` (row < col) whose
+    keys are not in the sorted key tensor ``exclude`` (see :func:`pair_keys`)."""
+    possible = num_nodes * (num_nodes - 1) // 2 - len(exclude)
+    if count > possible:
+        raise DataError(f"cannot draw {count} distinct non-edges among {num_nodes} products ({possible} available); the graph is too small or too dense.")
+    chosen = torch.empty(0, dtype=torch.long)
+    while len(chosen) < count:
+        need = count - len(chosen)
+        draw = torch.randint(0, num_nodes, (int(need * 1.25) + 16, 2), generator=generator)
+        draw = draw[draw[:, 0] != draw[:, 1]]
+        keys = pair_keys(draw, num_nodes)
+        keys = keys[~torch.isin(keys, exclude)]
+        keys = keys[~torch.isin(keys, chosen)]
+        # keep the first occurrence of each key, in draw order (unique() would sort and bias the cut)
+        uniq, inverse = torch.unique(keys, return_inverse=True)
+        first = torch.full((len(uniq),), len(keys), dtype=torch.long).scatter_reduce(0, inverse, torch.arange(len(keys)), reduce="amin")
+        keys = keys[first.sort().values]
+        chosen = torch.cat([chosen, keys[:need]])
+    return torch.stack([chosen // num_nodes, chosen % num_nodes], dim=1)
+
+
+@dataclass
+class PairSplit:
+    """Labelled pairs ``[m, 2]`` with float labels ``[m]`` (1 edge, 0 non-edge) per split."""
+
+    relation: str
+    num_nodes: int
+    seed: int
+    edge_keys: Tensor  # sorted keys of every edge of the relation
+    train_pairs: Tensor
+    train_labels: Tensor
+    val_pairs: Tensor
+    val_labels: Tensor
+    test_pairs: Tensor
+    test_labels: Tensor
+
+    @property
+    def train_nodes(self) -> Tensor:
+        """Nodes that appear in a training pair (preprocessing statistics come from these only)."""
+        return torch.unique(self.train_pairs)
+
+    @property
+    def held_out_keys(self) -> Tensor:
+        """Sorted keys of every validation and test pair (both labels)."""
+        return torch.cat([pair_keys(self.val_pairs, self.num_nodes), pair_keys(self.test_pairs, self.num_nodes)]).unique()
+
+    @property
+    def train_positives(self) -> Tensor:
+        return self.train_pairs[self.train_labels > 0.5]
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train_pairs), "val": len(self.val_pairs), "test": len(self.test_pairs)}
+
+
+def split_pairs(graph: Graph, relation: str = "also_bought", seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), max_train: int = MAX_TRAIN_PAIRS) -> PairSplit:
+    """The paper's labelled pairs and 80/10/10 split for ``relation``, fixed by ``seed``."""
+    edges = graph.edge_index(relation)  # [2, E], row < col, unique
+    num_nodes = graph.num_nodes
+    if edges.shape[1] < MIN_EDGES:
+        raise DataError(f"the relation {relation!r} of {graph.path} has {edges.shape[1]} edges; at least {MIN_EDGES} are needed to split train/validation/test.")
+    generator = torch.Generator().manual_seed(seed)
+    positives = edges.t().contiguous()
+    edge_keys = pair_keys(positives, num_nodes).sort().values
+    negatives = sample_non_edges(num_nodes, len(positives), edge_keys, generator)
+    pairs = torch.cat([positives, negatives])
+    labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
+    order = torch.randperm(len(pairs), generator=generator)
+    pairs, labels = pairs[order], labels[order]
+    n_train = int(round(fractions[0] * len(pairs)))
+    n_val = int(round(fractions[1] * len(pairs)))
+    train = slice(0, min(n_train, max_train))
+    val = slice(n_train, n_train + n_val)
+    test = slice(n_train + n_val, len(pairs))
+    return PairSplit(relation, num_nodes, seed, edge_keys, pairs[train], labels[train], pairs[val], labels[val], pairs[test], labels[test])
+
+
+def fresh_negatives(split: PairSplit, count: int, generator: torch.Generator) -> Tensor:
+    """New random non-edges for one training epoch, avoiding held-out pairs."""
+    exclude = torch.cat([split.edge_keys, split.held_out_keys]).unique()
+    return sample_non_edges(split.num_nodes, count, exclude, generator)
+
+
+@dataclass
+class CandidateSets:
+    """Per query: ``candidates[q]`` (node ids, padded with -1) and which are true partners.
+
+    ``candidates`` is ``[Q, L]``; ``relevant`` ``[Q, L]`` bool marks held-out partners.
+    """
+
+    queries: Tensor
+    candidates: Tensor
+    relevant: Tensor
+    kind: str
+
+    def pairs(self) -> tuple[Tensor, Tensor]:
+        """(query, candidate) pairs ``[m, 2]`` for every real (non-padding) slot, and the slot mask ``[Q, L]``."""
+        mask = self.candidates >= 0
+        rows = self.queries.unsqueeze(1).expand_as(self.candidates)
+        return torch.stack([rows[mask], self.candidates[mask]], dim=1), mask
+
+
+def test_queries(split: PairSplit, max_queries: int | None = 1000, seed: int = 0) -> tuple[Tensor, list[Tensor]]:
+    """Query products (ends of test positives; at most ``max_queries``, chosen by ``seed``)
+    and each one's held-out partners."""
+    positives = split.test_pairs[split.test_labels > 0.5]
+    both = torch.cat([positives, positives.flip(1)])
+    order = torch.argsort(both[:, 0], stable=True)
+    both = both[order]
+    queries, counts = torch.unique_consecutive(both[:, 0], return_counts=True)
+    partners = list(torch.split(both[:, 1], counts.tolist()))
+    if max_queries is not None and len(queries) > max_queries:
+        pick = torch.randperm(len(queries), generator=torch.Generator().manual_seed(seed))[:max_queries].sort().values
+        queries = queries[pick]
+        partners = [partners[i] for i in pick.tolist()]
+    return queries, partners
+
+
+def _all_partners(split: PairSplit, queries: Tensor) -> dict[int, set[int]]:
+    n = split.num_nodes
+    low, high = split.edge_keys // n, split.edge_keys % n
+    wanted = torch.zeros(n, dtype=torch.bool)
+    wanted[queries] = True
+    out: dict[int, set[int]] = {int(q): set() for q in queries}
+    for a, b in ((low, high), (high, low)):
+        keep = wanted[a]
+        for q, p in zip(a[keep].tolist(), b[keep].tolist()):
+            out[q].add(p)
+    return out
+
+
+def _assemble(queries: Tensor, partners: list[Tensor], negatives: list[list[int]], kind: str) -> CandidateSets:
+    width = max((len(p) + len(n) for p, n in zip(partners, negatives)), default=0)
+    candidates = torch.full((len(queries), width), -1, dtype=torch.long)
+    relevant = torch.zeros((len(queries), width), dtype=torch.bool)
+    for row, (pos, neg) in enumerate(zip(partners, negatives)):
+        candidates[row, : len(pos)] = pos
+        relevant[row, : len(pos)] = True
+        candidates[row, len(pos) : len(pos) + len(neg)] = torch.as_tensor(neg, dtype=torch.long)
+    return CandidateSets(queries, candidates, relevant, kind)
+
+
+def knn_candidates(graph: Graph, split: PairSplit, queries: Tensor, partners: list[Tensor], n: int = 100) -> CandidateSets:
+    """Held-out partners plus each query's ``n`` nearest neighbours (raw features, L2)
+    that are not its partners in any split: hard negatives."""
+    import faiss
+
+    features = graph.require_features("nearest-neighbour candidate sets")
+    known = _all_partners(split, queries)
+    degree = max((len(s) for s in known.values()), default=0)
+    depth = min(n + degree + 1, graph.num_nodes)
+    index = faiss.IndexFlatL2(features.shape[1])
+    for start in range(0, graph.num_nodes, 8192):
+        index.add(np.ascontiguousarray(features[start : start + 8192], dtype=np.float32))
+    query_rows = np.ascontiguousarray(features[np.asarray(queries)], dtype=np.float32)
+    _, found = index.search(query_rows, depth)
+    negatives = []
+    for q, row in zip(queries.tolist(), found):
+        skip = known[q] | {q}
+        negatives.append([int(c) for c in row if c >= 0 and int(c) not in skip][:n])
+    return _assemble(queries, partners, negatives, "knn")
+
+
+def random_candidates(split: PairSplit, queries: Tensor, partners: list[Tensor], n: int = 100, seed: int = 0) -> CandidateSets:
+    """Held-out partners plus ``n`` uniformly random products that are not partners."""
+    generator = torch.Generator().manual_seed(seed)
+    known = _all_partners(split, queries)
+    negatives = []
+    for q in queries.tolist():
+        skip = known[q] | {q}
+        room = split.num_nodes - len(skip)
+        want = min(n, room)
+        picked: list[int] = []
+        seen: set[int] = set()
+        while len(picked) < want:
+            for c in torch.randint(0, split.num_nodes, (2 * (want - len(picked)) + 8,), generator=generator).tolist():
+                if c not in skip and c not in seen and len(picked) < want:
+                    seen.add(c)
+                    picked.append(c)
+        negatives.append(picked)
+    return _assemble(queries, partners, negatives, "random")

@@ -1,0 +1,287 @@
+"""Train a link model under the paper's protocol and write a RUN_DIR.
+
+>>> from graphrec.train import train
+>>> run = train("graphrec-sample/graph", decoder="mahalanobis", k=10, out_dir="runs/k10")
+>>> run.metrics["test"]["accuracy"]
+
+Gradient-trained decoders (mahalanobis, wnn, fm) use mini-batch Adam over labelled
+pairs with weight decay, drawing fresh random non-edges every epoch (never a
+validation/test pair); the epoch with the best validation accuracy is kept and training
+stops after ``patience`` epochs without improvement. The euclidean and category-tree
+baselines are fitted in closed form on the training pairs.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from graphrec import __version__
+from graphrec.errors import UsageError
+from graphrec.evaluate import binary_metrics, evaluate_model
+from graphrec.graph import Graph, load_graph
+from graphrec.models import LinkModel, MetricModel, model_class
+from graphrec.runs import Run, RunWriter, graph_checksum
+from graphrec.sample import WORK_GRAPH, WORK_RUNS
+from graphrec.sampling import PairSplit, fresh_negatives, split_pairs
+
+__all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "default_run_dir", "plot_history"]
+
+FLOAT32_LIMIT = 2 << 30  # bytes: larger feature matrices are kept as float16 while training
+
+
+@dataclass
+class TrainOptions:
+    """Optimisation settings; ``None`` fields take the decoder's default from :data:`DEFAULTS`."""
+
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    weight_decay: float | None = None
+    patience: int | None = None
+    fresh_negatives: bool = True
+
+
+#: Per-decoder defaults, chosen on the synthetic benchmark (benchmarks/bench_train.py).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "mahalanobis": {"epochs": 60, "lr": 0.02, "batch_size": 4096, "weight_decay": 1e-4, "patience": 8},
+    "wnn": {"epochs": 40, "lr": 0.05, "batch_size": 4096, "weight_decay": 0.0, "patience": 6},
+    "fm": {"epochs": 40, "lr": 0.02, "batch_size": 4096, "weight_decay": 1e-5, "patience": 6},
+    "euclidean": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0},
+    "category-tree": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0},
+}
+
+
+def default_run_dir(decoder: str, k: int) -> Path:
+    """``graphrec-sample/runs/<decoder>-k<k>`` (contract 1)."""
+    return WORK_RUNS / f"{decoder}-k{k}"
+
+
+def _resolve(decoder: str, options: TrainOptions) -> dict[str, Any]:
+    resolved = dict(DEFAULTS[decoder])
+    for key, value in asdict(options).items():
+        if value is not None:
+            resolved[key] = value
+    for key in ("epochs", "batch_size", "patience"):
+        if resolved[key] < 0:
+            raise UsageError(f"--{key.replace('_', '-')} must not be negative (got {resolved[key]}).")
+    if model_class(decoder).trainable and (resolved["epochs"] < 1 or resolved["batch_size"] < 1 or resolved["lr"] <= 0):
+        raise UsageError("--epochs and --batch-size must be at least 1 and --lr positive.")
+    return resolved
+
+
+def _training_inputs(model: LinkModel, graph: Graph) -> Tensor:
+    """Every node's model input held in memory for the epochs (float16 features when large)."""
+    if isinstance(model, MetricModel):
+        from graphrec.models.base import feature_rows
+
+        features = graph.require_features(f"the {model.name} decoder")
+        dtype = torch.float32 if features.shape[0] * features.shape[1] * 4 <= FLOAT32_LIMIT else torch.float16
+        return feature_rows(graph, None, dtype=dtype)
+    return model.node_inputs(graph)
+
+
+def _progress(quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        disable=quiet or not sys.stderr.isatty(), transient=True,
+    )
+
+
+def fit_model(
+    model: LinkModel,
+    graph: Graph,
+    split: PairSplit,
+    settings: dict[str, Any],
+    seed: int = 0,
+    on_epoch: Callable[[dict[str, float], dict[str, Any]], None] | None = None,
+    quiet: bool = True,
+) -> tuple[list[dict[str, float]], int]:
+    """Train ``model`` in place; returns (history rows, best epoch). The best epoch's
+    weights (by validation accuracy, then AUC) are loaded back at the end.
+
+    ``on_epoch(row, checkpoint)`` is called after every epoch with the history row and a
+    checkpoint dict (model/optimiser/best state, RNG state) that a resume could start from.
+    """
+    started = time.perf_counter()
+    if not model.trainable:
+        model.fit(graph, split.train_pairs, split.train_labels)
+        probs = model.predict_proba(graph, split.train_pairs)
+        train = binary_metrics(probs, split.train_labels)
+        val = binary_metrics(model.predict_proba(graph, split.val_pairs), split.val_labels)
+        row = {"epoch": 1, "loss": train["log_loss"], "train_accuracy": train["accuracy"], "val_accuracy": val["accuracy"],
+               "val_auc": val["auc"], "seconds": time.perf_counter() - started}
+        if on_epoch:
+            on_epoch(row, {"epoch": 1, "model": model.state_dict()})
+        return [row], 1
+
+    generator = torch.Generator().manual_seed(seed + 1)
+    inputs = _training_inputs(model, graph)
+    decay = {id(p) for p in model.decay_parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if id(p) in decay], "weight_decay": settings["weight_decay"]},
+        {"params": [p for p in params if id(p) not in decay], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=settings["lr"])
+    positives = split.train_positives
+    fixed_negatives = split.train_pairs[split.train_labels < 0.5]
+    history: list[dict[str, float]] = []
+    best: tuple[float, float] = (-1.0, -1.0)
+    best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
+    batch = settings["batch_size"]
+    with _progress(quiet) as progress:
+        task = progress.add_task(f"training {model.name}", total=settings["epochs"])
+        for epoch in range(1, settings["epochs"] + 1):
+            model.train()
+            if epoch == 1 or not settings["fresh_negatives"]:
+                negatives = fixed_negatives
+            else:
+                negatives = fresh_negatives(split, len(fixed_negatives), generator)
+            pairs = torch.cat([positives, negatives])
+            labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
+            order = torch.randperm(len(pairs), generator=generator)
+            pairs, labels = pairs[order], labels[order]
+            total_loss, correct = 0.0, 0
+            for start in range(0, len(pairs), batch):
+                part, target = pairs[start : start + batch], labels[start : start + batch]
+                logits = model.logits(inputs, part)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.detach().item() * len(part)
+                correct += int(((logits.detach() > 0).float() == target).sum())
+            model.eval()
+            with torch.no_grad():
+                val_probs = torch.sigmoid(torch.cat([model.logits(inputs, split.val_pairs[s : s + 65_536]) for s in range(0, len(split.val_pairs), 65_536)]))
+            val = binary_metrics(val_probs, split.val_labels)
+            row = {"epoch": epoch, "loss": total_loss / max(len(pairs), 1), "train_accuracy": correct / max(len(pairs), 1),
+                   "val_accuracy": val["accuracy"], "val_auc": val["auc"], "seconds": time.perf_counter() - started}
+            history.append(row)
+            score = (val["accuracy"], val["auc"] if val["auc"] == val["auc"] else 0.0)
+            if score > best:
+                best, best_state, best_epoch, stale = score, copy.deepcopy(model.state_dict()), epoch, 0
+            else:
+                stale += 1
+            if on_epoch:
+                on_epoch(row, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "best_state": best_state, "best_epoch": best_epoch, "history": history,
+                               "rng": generator.get_state()})
+            progress.advance(task)
+            if settings["patience"] and stale >= settings["patience"]:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return history, best_epoch
+
+
+def plot_history(history: list[dict[str, float]], path: Path, title: str) -> None:
+    """Training curve: loss and train/validation accuracy per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(epochs, [row["loss"] for row in history], marker="o")
+    left.set_xlabel("epoch")
+    left.set_ylabel("training loss")
+    right.plot(epochs, [row["train_accuracy"] for row in history], marker="o", label="train")
+    right.plot(epochs, [row["val_accuracy"] for row in history], marker="o", label="validation")
+    right.set_xlabel("epoch")
+    right.set_ylabel("accuracy")
+    right.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(
+    graph: str | Path | Graph | None = None,
+    decoder: str = "mahalanobis",
+    k: int = 10,
+    relation: str = "also_bought",
+    epochs: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    quiet: bool = False,
+    *,
+    batch_size: int | None = None,
+    weight_decay: float | None = None,
+    patience: int | None = None,
+    preprocessing: str = "std",
+    candidates: int = 100,
+    max_queries: int | None = 1000,
+    force: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> Run:
+    """Train ``decoder`` on ``relation`` of ``graph`` and write RUN_DIR ``out_dir``.
+
+    ``graph`` is a GRAPH_DIR path or a :class:`Graph` (default: the sample's graph);
+    ``out_dir`` defaults to ``graphrec-sample/runs/<decoder>-k<k>``. ``echo`` receives a
+    line per epoch (default: print unless ``quiet``). Returns the loaded :class:`Run`
+    (its ``metrics`` as in ``metrics.json``).
+    """
+    cls = model_class(decoder)
+    if candidates < 1:
+        raise UsageError(f"--candidates must be at least 1 (got {candidates}).")
+    settings = _resolve(decoder, TrainOptions(epochs, lr, batch_size, weight_decay, patience))
+    graph = load_graph(graph if graph is not None else WORK_GRAPH) if not isinstance(graph, Graph) else graph
+    if cls.needs_features:
+        features = graph.require_features(f"the {decoder} decoder")
+        if decoder == "mahalanobis" and k > features.shape[1]:
+            raise UsageError(f"K = {k} is larger than the feature dimension {features.shape[1]} of {graph.path}; choose --k {features.shape[1]} or less.")
+    if k < 1:
+        raise UsageError(f"--k must be at least 1 (got {k}).")
+    graph.edge_index(relation)  # clear error for an unknown relation
+    out = Path(out_dir) if out_dir is not None else default_run_dir(decoder, k)
+    say = echo if echo is not None else (lambda line: None) if quiet else print
+
+    split = split_pairs(graph, relation, seed)
+    writer = RunWriter(out, force=force)
+    try:
+        model = cls.build(graph, split.train_pairs, split.train_labels, k=k, seed=seed, preprocessing=preprocessing)
+        config = {
+            "decoder": decoder, "k": k, "relation": relation, "seed": seed, **settings,
+            "preprocessing": preprocessing, "candidates": candidates, "max_queries": max_queries,
+            "graph": str(graph.path.resolve()) if graph.path.exists() else str(graph.path),
+            "graph_checksum": graph_checksum(graph), "split": split.sizes(), "model": model.hparams(),
+            "graphrec_version": __version__,
+        }
+        writer.write_config(config)
+        started = time.perf_counter()
+
+        def on_epoch(row: dict[str, float], checkpoint: dict[str, Any]) -> None:
+            writer.save_checkpoint(checkpoint)
+            say(f"epoch {int(row['epoch']):3d}  loss {row['loss']:.4f}  train acc {row['train_accuracy']:.4f}  "
+                f"val acc {row['val_accuracy']:.4f}  val auc {row['val_auc']:.4f}  ({row['seconds']:.1f}s)")
+
+        history, best_epoch = fit_model(model, graph, split, settings, seed=seed, on_epoch=on_epoch, quiet=quiet)
+        train_seconds = time.perf_counter() - started
+        evaluation = evaluate_model(model, graph, split, candidates=candidates, max_queries=max_queries, seed=seed)
+        metrics = {"decoder": decoder, "k": k, "relation": relation, "train_seconds": train_seconds,
+                   "best_epoch": best_epoch, "epochs_run": len(history), **evaluation}
+        writer.write_model(model)
+        writer.write_history(history)
+        writer.write_metrics(metrics)
+        plot_history(history, writer.file("curve.png"), f"{decoder} K={k} on {relation}")
+        path = writer.commit()
+    except BaseException:
+        # keep the partial directory (with its checkpoint) on interruption; drop it on errors
+        if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            writer.discard()
+        raise
+    return Run(path=path, config=config, model=model, graph=graph, metrics=metrics)
