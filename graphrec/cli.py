@@ -59,6 +59,99 @@ def _run(func: Callable) -> Callable:
 # --- build-graph, info (io -> graph) -------------------------------------------------
 
 
+def _print_graph_summary(title: str, manifest: dict, stats: dict) -> None:
+    from rich.table import Table
+
+    from graphrec.stats import summary_rows
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for label, value in summary_rows(manifest, stats):
+        table.add_row(label, value)
+    console.print(table)
+
+
+@app.command("build-graph")
+@_run
+def build_graph_command(
+    meta: Optional[Path] = typer.Option(
+        None, "--meta", help="Amazon metadata file, 2014 (Python literals) or 2018 (JSON lines) dump, plain or .gz. "
+        "Default: the bundled sample data/sample/meta_sample.json.gz."),
+    features: Optional[Path] = typer.Option(
+        None, "--features", help="McAuley .b image features (10-byte ASIN + float32 x dim per record). Default: none, "
+        "except with the sample metadata, where graphrec-sample/image_features.b is used when it exists."),
+    out: Optional[Path] = typer.Option(
+        None, "-o", "--out", help="GRAPH_DIR to write (must not exist unless --force). Default: graphrec-sample/graph."),
+    category: Optional[str] = typer.Option(
+        None, "--category", help="Keep products with a category path starting with this '|'-separated prefix, "
+        "e.g. 'Clothing, Shoes & Jewelry|Men'."),
+    relations: Optional[str] = typer.Option(
+        None, "--relations", help="Comma-separated relations to keep (also_bought, also_viewed, bought_together, "
+        "buy_after_viewing). Default: every relation present in the metadata."),
+    meta_format: str = typer.Option("auto", "--format", help="Metadata format: auto (detect from the first line), 2014 or 2018."),
+    feature_dim: int = typer.Option(4096, "--feature-dim", help="Values per record in the .b file (4096 for AlexNet fc7)."),
+    dtype: str = typer.Option("float16", "--dtype", help="Storage type of features.npy: float16 (half the disk) or float32."),
+    images: Optional[Path] = typer.Option(
+        None, "--images", help="Directory of product images named <ASIN>.jpg/.jpeg/.png/.webp, recorded as image_path. "
+        "Default: the images_dir of the features' JSON sidecar, if any."),
+    no_features: bool = typer.Option(False, "--no-features", help="Build from the metadata only, even when sample features exist."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed metadata line or bad feature record instead of skipping it."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing GRAPH_DIR."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no summary table."),
+) -> None:
+    """Build a product graph (GRAPH_DIR) from Amazon metadata and optional image features.
+
+    Nodes are the products of --meta (first record of a repeated ASIN) inside --category
+    that have features when --features is given; one undirected edge set per relation.
+    Prints a summary: nodes, edges, components, degrees and every dropped count.
+    """
+    from graphrec import sample
+    from graphrec.errors import UsageError
+    from graphrec.graph import build_graph
+
+    if meta is None:
+        if not sample.SAMPLE_META.is_file():
+            raise UsageError(f"the bundled sample {sample.SAMPLE_META} is missing from this checkout; pass --meta FILE.")
+        meta = sample.SAMPLE_META
+        if features is None and sample.WORK_FEATURES.is_file():
+            features = sample.WORK_FEATURES
+    if no_features:
+        features = None
+    result = build_graph(
+        meta, out or sample.WORK_GRAPH, features, category=category,
+        relations=relations.split(",") if relations else None, meta_format=meta_format,
+        feature_dim=feature_dim, dtype=dtype, images=images, strict=strict, force=force, quiet=quiet,
+    )
+    for message in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    if not quiet:
+        _print_graph_summary(f"graph written to {result.path}", result.manifest, result.manifest["stats"])
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+
+
+@app.command("info")
+@_run
+def info_command(
+    graph_dir: Optional[Path] = typer.Argument(None, help="GRAPH_DIR written by build-graph. Default: graphrec-sample/graph."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest and freshly computed statistics as JSON."),
+) -> None:
+    """Summarise an existing graph: nodes, edges per relation, components, degrees, drops."""
+    import json
+
+    from graphrec import sample
+    from graphrec.graph import load_graph
+    from graphrec.stats import graph_stats
+
+    graph = load_graph(graph_dir or sample.WORK_GRAPH)
+    stats = graph_stats(graph.num_nodes, graph.edges)
+    if as_json:
+        print(json.dumps({**graph.manifest, "stats": stats}, indent=2, ensure_ascii=False))
+    else:
+        _print_graph_summary(f"graph {graph.path}", graph.manifest, stats)
+
+
 # --- extract-features (images -> features) -------------------------------------------
 
 
@@ -66,6 +159,68 @@ def _run(func: Callable) -> Callable:
 
 
 # --- neighbours (runs -> recommendations) ---------------------------------------------
+
+from graphrec.sample import WORK_RUNS as _WORK_RUNS  # noqa: E402
+
+_SAMPLE_RUN = _WORK_RUNS / "mahalanobis-k10"
+
+@app.command("neighbours")
+@_run
+def neighbours(
+    asins: Optional[List[str]] = typer.Argument(None, help="One or more query ASINs, answered in one batched search.", show_default=False),
+    run: Path = typer.Option(_SAMPLE_RUN, "--run", "-r", help="RUN_DIR written by graphrec train."),
+    top: int = typer.Option(10, "--top", "-k", min=1, help="How many products to return per query."),
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="Only recommend products with a category path starting with this '|'-separated prefix, e.g. 'Clothing, Shoes & Jewelry|Women'."),
+    exclude_known: bool = typer.Option(False, "--exclude-known", help="Drop products already linked to the query in the run's training relation."),
+    from_file: Optional[Path] = typer.Option(None, "--from-file", "-f", help="Also read query ASINs from this text file (one per line, '#' comments)."),
+    image: Optional[Path] = typer.Option(None, "--image", help="Cold start: use this photo as the query (fc7 features from the network recorded for the graph, then the model's projection)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as a JSON list of records."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print the results as CSV."),
+    picture: Optional[Path] = typer.Option(None, "--picture", help="Also write a PNG grid: the query image, then each recommendation captioned with ASIN, short title and probability."),
+    approx: bool = typer.Option(False, "--approx", help="Use an approximate faiss index (IVF in low dimension, fast-scan PQ with exact re-ranking in high dimension) instead of the exact one; used anyway above 2M products."),
+) -> None:
+    """Recommend products that go with a product (or a new photo) from a trained run.
+
+    Metric decoders (mahalanobis, wnn, euclidean): products nearest to the query in the
+    learned style space, with distance d and the model's probability sigmoid(c - d); the
+    index is built once and cached in RUN_DIR/index. The FM decoder has no metric space:
+    every candidate is scored with the model instead (distance is empty, slower, and
+    --image is not available).
+    """
+    from graphrec.errors import UsageError
+    from graphrec.recommend import recommend, to_json
+
+    if as_json and as_csv:
+        raise UsageError("choose one of --json and --csv, not both.")
+    table = recommend(
+        run, asins or [], from_file=from_file, image=image, k=top, category=category,
+        exclude_known=exclude_known, approx=approx or "auto", picture=picture, quiet=as_json or as_csv,
+    )
+    if as_json:
+        typer.echo(to_json(table))
+    elif as_csv:
+        typer.echo(table.to_csv(index=False), nl=False)
+    else:
+        _print_neighbours(table)
+    if picture is not None:
+        err_console.print(f"picture written to {picture}", highlight=False)
+
+
+def _print_neighbours(table) -> None:
+    """One rich table per query."""
+    from rich.table import Table
+
+    for query, rows in table.groupby("query", sort=False):
+        view = Table(title=f"neighbours of {query}", title_justify="left")
+        for name, justify in [("rank", "right"), ("asin", "left"), ("title", "left"), ("brand", "left"), ("price", "right"), ("distance", "right"), ("probability", "right")]:
+            view.add_column(name, justify=justify, overflow="ellipsis", max_width=48 if name == "title" else None)
+        for row in rows.itertuples():
+            view.add_row(
+                str(row.rank), row.asin, row.title or "", row.brand or "",
+                "" if row.price != row.price else f"{row.price:.2f}",
+                "" if row.distance != row.distance else f"{row.distance:.4f}", f"{row.probability:.4f}",
+            )
+        console.print(view)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -92,16 +92,19 @@ def _placeholder(size: int) -> Image.Image:
 
 
 def render_grid(
-    tiles: Sequence[Tile],
+    tiles: Sequence[Tile | None],
     out: str | os.PathLike,
     images_dir: str | os.PathLike | None = None,
     columns: int | None = None,
     tile_size: int = TILE,
+    trusted: set[str] | None = None,
 ) -> Path:
     """Draw ``tiles`` (the query first) in a grid and write a PNG to ``out`` atomically.
 
     Returns the output path. The picture is ``columns`` tiles wide (at most
-    :data:`MAX_COLUMNS` by default) and as many rows as needed.
+    :data:`MAX_COLUMNS` by default) and as many rows as needed; a None tile leaves its
+    cell empty. Image paths must lie inside ``images_dir``, except the ``trusted`` ones
+    (the user's own query photo).
     """
     if not tiles:
         raise ValueError("render_grid needs at least one tile")
@@ -113,8 +116,12 @@ def render_grid(
     font = ImageFont.load_default()
     chars = max(8, tile_size // 7)
     for n, tile in enumerate(tiles):
+        if tile is None:
+            continue
         x0, y0 = (n % columns) * cell_w + PAD, (n // columns) * cell_h + PAD
-        image = _load(safe_image_path(tile.image_path, images_dir), tile_size) or _placeholder(tile_size)
+        allowed_anywhere = trusted is not None and str(tile.image_path) in trusted
+        path = safe_image_path(tile.image_path, None if allowed_anywhere else images_dir)
+        image = _load(path, tile_size) or _placeholder(tile_size)
         canvas.paste(image, (x0 + (tile_size - image.width) // 2, y0 + (tile_size - image.height) // 2))
         if tile.label:
             draw.rectangle([x0 - 3, y0 - 3, x0 + tile_size + 2, y0 + tile_size + 2], outline=QUERY_FRAME, width=3)

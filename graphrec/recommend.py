@@ -38,7 +38,7 @@ from graphrec.graph import Graph
 from graphrec.index import StyleIndex, cache_key, cached_style_index
 from graphrec.runs import MODEL, Run, graph_checksum, load_run
 
-__all__ = ["COLUMNS", "Recommender", "category_mask", "read_asin_file"]
+__all__ = ["COLUMNS", "Recommender", "category_mask", "read_asin_file", "recommend", "to_json"]
 
 COLUMNS = ["rank", "asin", "title", "brand", "price", "distance", "probability"]
 EMBED_CHUNK = 4096  # products embedded at once
@@ -297,9 +297,76 @@ class Recommender:
             out.append(value if isinstance(value, str) and value else None)
         return out
 
+    def picture(self, table: pd.DataFrame, out: str | os.PathLike, image: str | os.PathLike | None = None) -> Path:
+        """Draw ``table`` (from :meth:`neighbours_batch` or :meth:`neighbours_for_image`) as a
+        PNG grid: one row per query, the query's image first, then its recommendations."""
+        from graphrec.picture import Tile, render_grid
+
+        if "query" not in table:
+            table = table.assign(query=str(image) if image is not None else "query")
+        queries = list(dict.fromkeys(table["query"]))
+        images_dir = self.images_dir()
+        tiles: list[Tile | None] = []
+        width = int(table.groupby("query")["rank"].max().max()) + 1 if len(table) else 1
+        for query in queries:
+            rows = table[table["query"] == query]
+            if image is not None:
+                own = Tile(image, Path(str(image)).name, "your photo", label="query")
+            else:
+                own = Tile(self.image_paths([query])[0], query, self._title(query), label="query")
+            tiles.append(own)
+            paths = self.image_paths(rows["asin"])
+            tiles.extend(Tile(p, r.asin, r.title, r.probability) for p, r in zip(paths, rows.itertuples()))
+            tiles.extend([None] * (width - 1 - len(rows)))
+        columns = width if len(queries) > 1 else None
+        # the user's own photo is read from where they gave it; catalogue images only from the images folder
+        return render_grid(tiles, out, images_dir=images_dir, columns=columns, trusted={str(image)} if image is not None else None)
+
+    def _title(self, asin: str) -> str | None:
+        return _text(self.graph.products["title"].iloc[self.graph.index_of(asin)]) if "title" in self.graph.products else None
+
     def images_dir(self) -> str | None:
         """The images folder recorded at build time (pictures only read files inside it)."""
-        return (self.graph.manifest.get("features") or {}).get("images_dir") or (self.graph.manifest.get("options") or {}).get("images")
+        return (self.graph.manifest.get("options") or {}).get("images") or (self.graph.manifest.get("features") or {}).get("images_dir")
+
+
+def recommend(
+    run_dir: str | os.PathLike,
+    asins: Sequence[str] = (),
+    *,
+    from_file: str | os.PathLike | None = None,
+    image: str | os.PathLike | None = None,
+    k: int = 10,
+    category: str | None = None,
+    exclude_known: bool = False,
+    approx: bool | str = "auto",
+    picture: str | os.PathLike | None = None,
+    quiet: bool = True,
+) -> pd.DataFrame:
+    """What ``graphrec neighbours`` does: load the run, answer the ASINs (and those listed in
+    ``from_file``) in one batch, or the photo ``image``; optionally draw ``picture``.
+    Returns the batch table (``query`` column first)."""
+    if k < 1:
+        raise UsageError(f"--top must be at least 1 (got {k}).")
+    queries = list(asins) + (read_asin_file(from_file) if from_file is not None else [])
+    if image is not None and queries:
+        raise UsageError("give either ASINs or --image PHOTO, not both.")
+    if image is None and not queries:
+        raise UsageError("give at least one ASIN (or --from-file FILE, or --image PHOTO).")
+    rec = Recommender.load(run_dir, approx=approx, quiet=quiet)
+    if image is not None:
+        table = rec.neighbours_for_image(image, k=k, category=category)
+        table.insert(0, "query", str(image))
+    else:
+        table = rec.neighbours_batch(queries, k=k, category=category, exclude_known=exclude_known)
+    if picture is not None:
+        rec.picture(table, picture, image=image)
+    return table
+
+
+def to_json(table: pd.DataFrame) -> str:
+    """The table as a JSON list of records (NaN -> null)."""
+    return json.dumps(json.loads(table.to_json(orient="records", double_precision=10)), indent=2)
 
 
 def _sigmoid(value: float) -> float:
