@@ -459,6 +459,7 @@ def build_graph(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the graph is an ordinary directory
     result_warnings: list[str] = []
     notes: list[str] = []
     try:

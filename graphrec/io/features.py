@@ -95,7 +95,7 @@ class BinaryFeatureReader:
         if self.size % record:
             whole = self.size // record
             guess = guess_dim(self.path)
-            hint = f"its records look {guess}-dimensional (pass --feature-dim {guess})" if guess else "set --feature-dim"
+            hint = f"its records look {guess}-dimensional: pass --feature-dim {guess}" if guess else "set --feature-dim"
             raise DataError(
                 f"{self.path}: size {self.size} bytes is not a multiple of the record size "
                 f"{record} (10-byte ASIN + {self.dim} float32); the record at byte offset "

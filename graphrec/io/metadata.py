@@ -152,7 +152,9 @@ def parse_literal(text: str) -> Any:
         return json.loads(candidate)
     except (_NotPlain, ValueError, RecursionError):
         pass
-    return ast.literal_eval(text)
+    with warnings.catch_warnings():  # e.g. "invalid escape sequence" from the compiler
+        warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+        return ast.literal_eval(text)
 
 
 def parse_price(value: Any) -> float:
