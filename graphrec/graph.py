@@ -184,6 +184,16 @@ def canonical_edges(edge_index, num_nodes: int) -> torch.Tensor:
     return torch.stack([key // num_nodes, key % num_nodes])
 
 
+def _text_columns_as_objects(table: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as Python ``str`` / ``None`` (pandas 3 would read them as a string
+    dtype with NaN for missing values), matching the documented ``str | None`` types."""
+    for column in table.columns:
+        if column != "price" and (pd.api.types.is_string_dtype(table[column]) or table[column].dtype == object):
+            values = table[column].astype(object)
+            table[column] = values.where(values.notna(), None)
+    return table
+
+
 def load_graph(graph_dir: str | Path, mmap: bool = True) -> Graph:
     """Load a GRAPH_DIR written by ``build-graph``; features stay memory-mapped."""
     path = Path(graph_dir)
@@ -198,7 +208,7 @@ def load_graph(graph_dir: str | Path, mmap: bool = True) -> Graph:
             f"{FORMAT_VERSION}; rebuild it with graphrec build-graph --force."
         )
     stored = torch.load(path / "graph.pt", weights_only=True)
-    products = pd.read_parquet(path / "products.parquet")
+    products = _text_columns_as_objects(pd.read_parquet(path / "products.parquet"))
     features = None
     if (path / "features.npy").is_file():
         features = np.load(path / "features.npy", mmap_mode="r" if mmap else None)
