@@ -155,6 +155,54 @@ def info_command(
 # --- extract-features (images -> features) -------------------------------------------
 
 
+@app.command("extract-features")
+@_run
+def extract_features_command(
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of product images named <ASIN>.jpg/.jpeg/.png/.webp (any case). Default: the bundled sample's images."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV with columns asin,path (paths relative to the CSV), instead of --images."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Features file to write (McAuley .b, plus OUTPUT.json naming the network). Default: graphrec-sample/image_features.b."),
+    weights: str = typer.Option("auto", "--weights", help="imagenet (torchvision's weights; must be cached when offline), PATH to an alexnet state_dict, random (seeded untrained network: not ImageNet features), or auto (imagenet when cached, else random)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the network for --weights random."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader processes decoding images (0 = in this process). Default: CPU cores - 1, at most 8."),
+    device: str = typer.Option("cpu", "--device", help="cpu, or cuda when a GPU is available."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Compute AlexNet fc7 features (4096-d, after ReLU) for product images.
+
+    Resumable: a killed run keeps finished chunks in OUTPUT.parts/ and the same command
+    continues from there. Unreadable images are reported by path and skipped.
+    """
+    import warnings
+
+    from graphrec.extract import MAX_REPORTED, extract_features
+    from graphrec.vision import RandomWeightsWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RandomWeightsWarning)
+        result = extract_features(images=images, out=output, manifest=manifest, weights=weights, seed=seed,
+                                  batch_size=batch_size, workers=workers, device=device, quiet=quiet)
+    for warning in caught:
+        if issubclass(warning.category, RandomWeightsWarning):
+            err_console.print(f"[bold yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
+    for problem in result.problems[:MAX_REPORTED]:
+        err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False, soft_wrap=True)
+    if len(result.problems) > MAX_REPORTED:
+        err_console.print(f"... and {len(result.problems) - MAX_REPORTED} more skipped images", highlight=False)
+    spec = result.spec
+    network = {"random": f"random (seed {spec['seed']})", "imagenet": "imagenet", "file": f"file {spec['path']}"}[spec["weights"]]
+    if result.up_to_date:
+        console.print(f"{result.path} is up to date: {result.num_images} images, AlexNet fc7, weights {network}.", highlight=False)
+        return
+    skipped = ", ".join(f"{n} {why}" for why, n in result.skipped.items()) or "none"
+    console.print(
+        f"wrote {result.path}: {result.num_images} images x 4096 fc7 features, weights {network}; "
+        f"{result.extracted} extracted now ({result.images_per_second:.1f} images/s), {result.resumed} from an "
+        f"earlier run; skipped: {skipped}. Network recorded in {result.sidecar_path}.",
+        highlight=False, soft_wrap=True,
+    )
+
+
 # --- train, evaluate, sweep (graph -> models -> runs) ---------------------------------
 
 

@@ -1,0 +1,349 @@
+"""The ``extract-features`` pipeline: product images -> AlexNet fc7 -> McAuley ``.b`` file.
+
+Images come from a folder of files named by ASIN (``B000123456.jpg``; ``.jpg``, ``.jpeg``,
+``.png``, ``.webp`` in any case) or from a CSV manifest with ``asin,path`` columns (relative
+paths are relative to the CSV). They are decoded and preprocessed in DataLoader worker
+processes, so the network never waits on JPEG decoding.
+
+Output (contract 2): ``OUT`` in McAuley's ``.b`` format (10-byte ASIN + 4096 float32 per
+record, in processing order) and ``OUT.json``: ``{"extractor": SPEC, "images_dir",
+"image_manifest", "num_images", "skipped": {reason: count}}``.
+
+Resuming: results are written as numbered chunk files in ``OUT.parts/`` (each ``.b`` chunk
+followed by a small ``.json`` that marks it complete and lists the images skipped in it).
+A killed run started again with the same command skips every ASIN already in a complete
+chunk; the final file is assembled under a temporary name and renamed into place, then
+the parts are removed. An unreadable image is reported by path, skipped and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from graphrec.errors import DataError, UsageError
+from graphrec.io.features import ASIN_BYTES, BinaryFeatureWriter, record_dtype
+from graphrec.io.images import IMAGE_SUFFIXES, open_image
+from graphrec.sample import SAMPLE_IMAGES, WORK_FEATURES
+from graphrec.vision import FC7_DIM, Fc7Extractor, preprocess_transform
+
+__all__ = ["ImageItem", "ExtractResult", "list_images", "read_manifest", "extract_features", "default_workers"]
+
+PARTS_SUFFIX = ".parts"
+MAX_REPORTED = 20
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    asin: str
+    path: Path
+
+
+@dataclass
+class ExtractResult:
+    """What one ``extract-features`` run did."""
+
+    path: Path
+    sidecar_path: Path
+    num_images: int  # records in the output file
+    skipped: dict[str, int]  # reason -> count (whole file, including earlier runs)
+    problems: list[str]  # one sentence per skipped image (this run), by path
+    spec: dict
+    extracted: int  # images computed in this run
+    resumed: int  # images found done from an earlier run
+    seconds: float
+    up_to_date: bool = False
+
+    @property
+    def images_per_second(self) -> float:
+        return self.extracted / self.seconds if self.seconds > 0 else 0.0
+
+
+def _valid_asin(name: str) -> bool:
+    return 0 < len(name) <= ASIN_BYTES and name.isascii() and name.isprintable() and " " not in name
+
+
+def list_images(images_dir: str | os.PathLike) -> tuple[list[ImageItem], Counter, list[str]]:
+    """Images in ``images_dir`` named ``<ASIN>.<jpg|jpeg|png|webp>``, sorted by ASIN.
+
+    Returns ``(items, skipped, problems)``: files whose name is not an ASIN are counted as
+    ``bad_name``, a second file for the same ASIN as ``duplicate`` (the first in sorted order wins).
+    """
+    root = Path(images_dir)
+    if not root.is_dir():
+        raise UsageError(f"image folder {root} does not exist; give --images DIR (files named <ASIN>.jpg) or --manifest CSV.")
+    skipped: Counter = Counter()
+    problems: list[str] = []
+    chosen: dict[str, Path] = {}
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not entry.is_file() or Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        asin = Path(entry.name).stem
+        if not _valid_asin(asin):
+            skipped["bad_name"] += 1
+            problems.append(f"{root / entry.name}: file name is not an ASIN (at most 10 ASCII characters); skipped")
+        elif asin in chosen:
+            skipped["duplicate"] += 1
+            problems.append(f"{root / entry.name}: a second image for ASIN {asin} (using {chosen[asin].name}); skipped")
+        else:
+            chosen[asin] = root / entry.name
+    return [ImageItem(a, p) for a, p in sorted(chosen.items())], skipped, problems
+
+
+def read_manifest(manifest: str | os.PathLike) -> tuple[list[ImageItem], Counter, list[str]]:
+    """``asin,path`` rows of a CSV (header required); relative paths are relative to the CSV."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise UsageError(f"manifest {manifest} does not exist; give a CSV with columns asin,path.")
+    skipped: Counter = Counter()
+    problems: list[str] = []
+    items: dict[str, Path] = {}
+    with open(manifest, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"asin", "path"} <= {f.strip().lower() for f in reader.fieldnames}:
+            raise DataError(f"{manifest}, line 1: the header must name the columns asin and path (found {reader.fieldnames}).")
+        names = {f.strip().lower(): f for f in reader.fieldnames}
+        for row in reader:
+            line = reader.line_num
+            asin = (row.get(names["asin"]) or "").strip()
+            raw = (row.get(names["path"]) or "").strip()
+            if not _valid_asin(asin) or not raw:
+                skipped["bad_row"] += 1
+                problems.append(f"{manifest}, line {line}: needs an ASIN (at most 10 ASCII characters) and a path; skipped")
+                continue
+            if asin in items:
+                skipped["duplicate"] += 1
+                problems.append(f"{manifest}, line {line}: ASIN {asin} listed again; skipped")
+                continue
+            path = Path(raw).expanduser()
+            items[asin] = path if path.is_absolute() else manifest.parent / path
+    return [ImageItem(a, p) for a, p in items.items()], skipped, problems
+
+
+class _ImageDataset(Dataset):
+    """Decodes and preprocesses one image; a bad image yields ``ok=False`` and its message."""
+
+    def __init__(self, items: list[ImageItem]) -> None:
+        self.items = items
+        self.transform = preprocess_transform()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        item = self.items[index]
+        try:
+            tensor = self.transform(open_image(item.path))
+            return index, tensor, ""
+        except DataError as error:
+            reason = "too_large" if type(error).__name__ == "ImageTooLarge" else "unreadable"
+            return index, None, f"{reason}\t{error}"
+
+
+def _collate(batch):
+    indices = [b[0] for b in batch]
+    good = [b for b in batch if b[1] is not None]
+    tensor = torch.stack([b[1] for b in good]) if good else torch.empty(0, 3, 224, 224)
+    return indices, [b[0] for b in good], tensor, [(b[0], b[2]) for b in batch if b[1] is None]
+
+
+def default_workers() -> int:
+    """Decoding workers: all cores but one for the network, at most 8 (0 on a single core)."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def _parts_state(parts: Path) -> tuple[set[str], Counter, int]:
+    """ASINs done (extracted or skipped) in complete chunks, skip counts, next chunk number."""
+    done: set[str] = set()
+    skipped: Counter = Counter()
+    number = 0
+    for marker in sorted(parts.glob("part-*.json")):
+        info = json.loads(marker.read_text())
+        chunk = marker.with_suffix(".b")
+        if chunk.is_file():
+            done.update(_chunk_asins(chunk, info["dim"]))
+        for asin, reason in info["skipped"].items():
+            done.add(asin)
+            skipped[reason] += 1
+        number = max(number, int(marker.stem.split("-")[1]) + 1)
+    for orphan in parts.glob("part-*.b"):  # a chunk whose marker was never written: redo it
+        if not orphan.with_suffix(".json").is_file():
+            orphan.unlink()
+    return done, skipped, number
+
+
+def _chunk_asins(chunk: Path, dim: int) -> list[str]:
+    records = np.memmap(chunk, dtype=record_dtype(dim), mode="r")
+    return [a.decode("ascii").strip() for a in records["asin"]]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _progress(total: int, done: int, quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    disabled = quiet or not sys.stderr.isatty()
+    from rich.console import Console
+
+    return Progress(
+        TextColumn("extracting fc7"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} images/s"), TimeRemainingColumn(),
+        console=Console(stderr=True), disable=disabled, transient=False,
+    )
+
+
+def extract_features(
+    images: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | None = None,
+    weights: str | os.PathLike = "auto",
+    seed: int = 0,
+    batch_size: int = 64,
+    workers: int | None = None,
+    device: str = "cpu",
+    chunk_images: int | None = None,
+    quiet: bool = False,
+    extractor: Fc7Extractor | None = None,
+    stop_after_chunks: int | None = None,
+) -> ExtractResult:
+    """Extract fc7 features of every image into ``out`` (``.b`` + ``.json`` sidecar), resumably.
+
+    With neither ``images`` nor ``manifest``, the bundled sample's images are used; ``out``
+    defaults to ``graphrec-sample/image_features.b``. ``chunk_images`` (default 16 batches)
+    is how much a killed run can lose. ``stop_after_chunks`` stops early, as a kill would
+    (tests). Returns an :class:`ExtractResult`.
+    """
+    started = time.perf_counter()
+    if images is not None and manifest is not None:
+        raise UsageError("give either --images DIR or --manifest CSV, not both.")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}.")
+    if images is None and manifest is None:
+        images = SAMPLE_IMAGES
+    out = Path(out) if out is not None else WORK_FEATURES
+    if out.is_dir():
+        raise UsageError(f"output {out} is a directory; give a file name such as {out / 'image_features.b'}.")
+    if manifest is not None:
+        items, skipped, problems = read_manifest(manifest)
+        source = {"images_dir": None, "image_manifest": str(Path(manifest).resolve())}
+    else:
+        items, skipped, problems = list_images(images)
+        source = {"images_dir": str(Path(images).resolve()), "image_manifest": None}
+    if not items:
+        where = manifest if manifest is not None else images
+        raise UsageError(f"no images found in {where} (files named <ASIN>.jpg/.jpeg/.png/.webp, or asin,path rows).")
+
+    extractor = extractor or Fc7Extractor(weights, seed=seed, device=device)
+    spec = extractor.spec
+    sidecar_path = Path(str(out) + ".json")
+    parts = Path(str(out) + PARTS_SUFFIX)
+
+    # a finished file from the same network: reuse its rows, as if it were a chunk
+    if out.is_file() and not parts.exists():
+        previous = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+        if previous.get("extractor") == spec and {k: previous.get(k) for k in source} == source:
+            dim = FC7_DIM
+            have = set(_chunk_asins(out, dim)) if out.stat().st_size % record_dtype(dim).itemsize == 0 else set()
+            if {item.asin for item in items} <= have:
+                return ExtractResult(out, sidecar_path, len(have), dict(previous.get("skipped", {})), problems, spec,
+                                     0, len(have), time.perf_counter() - started, up_to_date=True)
+            parts.mkdir(parents=True)
+            os.replace(out, parts / "part-00000.b")
+            _write_atomic(parts / "part-00000.json", json.dumps({"dim": dim, "skipped": {}}))
+    parts.mkdir(parents=True, exist_ok=True)
+    state_file = parts / "extractor.json"
+    state = {"extractor": spec, **source}
+    if state_file.is_file() and json.loads(state_file.read_text()) != state:
+        raise UsageError(
+            f"{parts} holds an interrupted run with other weights or images ({state_file}); rerun that "
+            f"command to finish it, or delete {parts} to start again."
+        )
+    _write_atomic(state_file, json.dumps(state, indent=2))
+
+    done, skipped_before, number = _parts_state(parts)
+    todo = [item for item in items if item.asin not in done]
+    resumed = len(items) - len(todo)
+    chunk_images = chunk_images or 16 * batch_size
+    workers = default_workers() if workers is None else workers
+    extracted = 0
+    this_run_skips: Counter = Counter()
+    if todo:
+        loader = DataLoader(
+            _ImageDataset(todo), batch_size=batch_size, shuffle=False, num_workers=workers,
+            collate_fn=_collate, pin_memory=extractor.device.type == "cuda",
+            persistent_workers=False, prefetch_factor=4 if workers > 0 else None,
+        )
+        pending_asins: list[str] = []
+        pending_rows: list[np.ndarray] = []
+        pending_skips: dict[str, str] = {}
+        chunks_written = 0
+
+        def flush() -> None:
+            nonlocal number, chunks_written
+            chunk = parts / f"part-{number:05d}.b"
+            tmp = chunk.with_name(chunk.name + ".tmp")
+            with BinaryFeatureWriter(tmp, dim=FC7_DIM) as writer:
+                if pending_asins:
+                    writer.write(pending_asins, np.concatenate(pending_rows))
+            os.replace(tmp, chunk)
+            _write_atomic(chunk.with_suffix(".json"), json.dumps({"dim": FC7_DIM, "skipped": pending_skips}))
+            number += 1
+            chunks_written += 1
+            pending_asins.clear()
+            pending_rows.clear()
+            pending_skips.clear()
+
+        with _progress(len(items), resumed, quiet) as progress:
+            task = progress.add_task("extract", total=len(items), completed=resumed, rate=0.0)
+            t0 = time.perf_counter()
+            for _, good, batch, bad in loader:
+                for index, message in bad:
+                    reason, text = message.split("\t", 1)
+                    pending_skips[todo[index].asin] = reason
+                    this_run_skips[reason] += 1
+                    problems.append(text + " Skipped.")
+                if len(good):
+                    pending_rows.append(extractor.forward(batch))
+                    pending_asins.extend(todo[i].asin for i in good)
+                extracted += len(good)
+                progress.update(task, advance=len(good) + len(bad),
+                                rate=extracted / max(time.perf_counter() - t0, 1e-9))
+                if len(pending_asins) + len(pending_skips) >= chunk_images:
+                    flush()
+                    if stop_after_chunks is not None and chunks_written >= stop_after_chunks:
+                        raise KeyboardInterrupt("stopped after the requested number of chunks")
+            if pending_asins or pending_skips:
+                flush()
+
+    # assemble: all chunks in order into OUT.tmp, then rename; sidecar; remove parts
+    tmp = out.with_name(out.name + ".tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    total = 0
+    with open(tmp, "wb") as target:
+        for chunk in sorted(parts.glob("part-*.b")):
+            if chunk.with_suffix(".json").is_file():
+                with open(chunk, "rb") as piece:
+                    shutil.copyfileobj(piece, target, 1 << 22)
+                total += chunk.stat().st_size // record_dtype(FC7_DIM).itemsize
+    all_skips = skipped + skipped_before + this_run_skips
+    sidecar = {"extractor": spec, **source, "num_images": total, "skipped": dict(sorted(all_skips.items()))}
+    _write_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
+    os.replace(tmp, out)
+    shutil.rmtree(parts, ignore_errors=True)
+    return ExtractResult(out, sidecar_path, total, sidecar["skipped"], problems, spec, extracted, resumed,
+                         time.perf_counter() - started)
