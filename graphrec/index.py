@@ -31,6 +31,7 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -54,6 +55,7 @@ __all__ = [
 
 APPROX_THRESHOLD = 2_000_000
 IVF_MAX_DIM = 32
+ONE_THREAD_MAX_DIM = 32
 INDEX_KINDS = ("auto", "approx", "flat", "ivf", "hnsw", "pq")
 CACHE_VERSION = 1
 
@@ -87,7 +89,8 @@ class StyleIndex:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, int(k))
         if subset is None:
-            distances, ids = self.index.search(queries, min(k, self.ntotal))
+            with _one_thread_for_few_queries(self.kind == "flat" and len(queries) < 20 and self.dim < ONE_THREAD_MAX_DIM):
+                distances, ids = self.index.search(queries, min(k, self.ntotal))
             return _pad(distances, ids, k)
         subset = _as_ids(subset, self.ntotal)
         if subset.size == 0:
@@ -104,6 +107,25 @@ class StyleIndex:
             distances, ids = brute_force_search(self.vectors[subset], queries, want)
             ids = subset[ids]
         return _pad(distances, ids, k)
+
+
+@contextmanager
+def _one_thread_for_few_queries(enabled: bool):
+    """Run a search of a few low-dimensional queries on one OpenMP thread.
+
+    faiss scans the whole index for each query; below 20 queries and in low dimension
+    that scan is short (a few ms at 1M x 10) and a second thread mostly adds
+    synchronisation, which costs 10x when the cores are busy (measured by the benchmark).
+    """
+    if not enabled:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def _search_params(index: faiss.Index, selector) -> faiss.SearchParameters:

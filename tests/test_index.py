@@ -25,7 +25,7 @@ def test_flat_matches_brute_force_and_is_sorted(vectors):
     assert (np.diff(d_index, axis=1) >= 0).all()
     # distances are squared Euclidean, the model's d(i, j)
     expected = ((vectors[i_index[0]] - queries[0]) ** 2).sum(1)
-    np.testing.assert_allclose(d_index[0], expected, rtol=1e-4)
+    np.testing.assert_allclose(d_index[0], expected, rtol=1e-4, atol=1e-4)
 
 
 def test_subset_is_exact_and_pads_when_few_match(vectors):
