@@ -7,7 +7,8 @@ processes, so the network never waits on JPEG decoding.
 
 Output (contract 2): ``OUT`` in McAuley's ``.b`` format (10-byte ASIN + 4096 float32 per
 record, in processing order) and ``OUT.json``: ``{"extractor": SPEC, "images_dir",
-"image_manifest", "num_images", "skipped": {reason: count}}``.
+"image_manifest", "num_images", "skipped": {reason: count}}`` plus ``"skipped_images":
+{asin: reason}`` so that a rerun does not retry images known to be unreadable.
 
 Resuming: results are written as numbered chunk files in ``OUT.parts/`` (each ``.b`` chunk
 followed by a small ``.json`` that marks it complete and lists the images skipped in it).
@@ -163,10 +164,10 @@ def default_workers() -> int:
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
-def _parts_state(parts: Path) -> tuple[set[str], Counter, int]:
-    """ASINs done (extracted or skipped) in complete chunks, skip counts, next chunk number."""
+def _parts_state(parts: Path) -> tuple[set[str], dict[str, str], int]:
+    """ASINs done (extracted or skipped) in complete chunks, skipped ASIN -> reason, next chunk number."""
     done: set[str] = set()
-    skipped: Counter = Counter()
+    skipped: dict[str, str] = {}
     number = 0
     for marker in sorted(parts.glob("part-*.json")):
         info = json.loads(marker.read_text())
@@ -175,7 +176,7 @@ def _parts_state(parts: Path) -> tuple[set[str], Counter, int]:
             done.update(_chunk_asins(chunk, info["dim"]))
         for asin, reason in info["skipped"].items():
             done.add(asin)
-            skipped[reason] += 1
+            skipped[asin] = reason
         number = max(number, int(marker.stem.split("-")[1]) + 1)
     for orphan in parts.glob("part-*.b"):  # a chunk whose marker was never written: redo it
         if not orphan.with_suffix(".json").is_file():
@@ -259,12 +260,13 @@ def extract_features(
         if previous.get("extractor") == spec and {k: previous.get(k) for k in source} == source:
             dim = FC7_DIM
             have = set(_chunk_asins(out, dim)) if out.stat().st_size % record_dtype(dim).itemsize == 0 else set()
-            if {item.asin for item in items} <= have:
+            bad = dict(previous.get("skipped_images", {}))
+            if {item.asin for item in items} <= have | set(bad):
                 return ExtractResult(out, sidecar_path, len(have), dict(previous.get("skipped", {})), problems, spec,
                                      0, len(have), time.perf_counter() - started, up_to_date=True)
             parts.mkdir(parents=True)
             os.replace(out, parts / "part-00000.b")
-            _write_atomic(parts / "part-00000.json", json.dumps({"dim": dim, "skipped": {}}))
+            _write_atomic(parts / "part-00000.json", json.dumps({"dim": dim, "skipped": bad}))
     parts.mkdir(parents=True, exist_ok=True)
     state_file = parts / "extractor.json"
     state = {"extractor": spec, **source}
@@ -281,7 +283,7 @@ def extract_features(
     chunk_images = chunk_images or 16 * batch_size
     workers = default_workers() if workers is None else workers
     extracted = 0
-    this_run_skips: Counter = Counter()
+    this_run_skips: dict[str, str] = {}
     if todo:
         loader = DataLoader(
             _ImageDataset(todo), batch_size=batch_size, shuffle=False, num_workers=workers,
@@ -315,7 +317,7 @@ def extract_features(
                 for index, message in bad:
                     reason, text = message.split("\t", 1)
                     pending_skips[todo[index].asin] = reason
-                    this_run_skips[reason] += 1
+                    this_run_skips[todo[index].asin] = reason
                     problems.append(text + " Skipped.")
                 if len(good):
                     pending_rows.append(extractor.forward(batch))
@@ -340,8 +342,11 @@ def extract_features(
                 with open(chunk, "rb") as piece:
                     shutil.copyfileobj(piece, target, 1 << 22)
                 total += chunk.stat().st_size // record_dtype(FC7_DIM).itemsize
-    all_skips = skipped + skipped_before + this_run_skips
-    sidecar = {"extractor": spec, **source, "num_images": total, "skipped": dict(sorted(all_skips.items()))}
+    listed = {item.asin for item in items}
+    bad_images = {a: r for a, r in sorted({**skipped_before, **this_run_skips}.items()) if a in listed}
+    all_skips = skipped + Counter(bad_images.values())
+    sidecar = {"extractor": spec, **source, "num_images": total, "skipped": dict(sorted(all_skips.items())),
+               "skipped_images": bad_images}
     _write_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
     os.replace(tmp, out)
     shutil.rmtree(parts, ignore_errors=True)
