@@ -255,7 +255,7 @@ def default_nlist(n: int) -> int:
 
 def default_nprobe(nlist: int) -> int:
     """Lists scanned per query: recall@10 >= 0.95 on 10-d data at 1M vectors (see benchmark)."""
-    return int(min(nlist, max(8, round(nlist / 64))))
+    return int(min(nlist, max(8, round(nlist / 128))))
 
 
 def cache_key(model_path: str | Path, graph_checksum: str, extra: str = "") -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 __all__ = ["Tile", "render_grid", "safe_image_path", "tiles_from_rows"]
 
@@ -72,9 +72,7 @@ def _load(path: Path | None, size: int) -> Image.Image | None:
         image = open_image(path)
     except Exception:  # an unreadable image becomes a placeholder tile, never a crash
         return None
-    image = image.copy()
-    image.thumbnail((size, size))
-    return image
+    return ImageOps.contain(image, (size, size))  # fit the tile, up or down, keeping the aspect ratio
 
 
 def _placeholder(size: int) -> Image.Image:

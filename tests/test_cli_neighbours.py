@@ -24,7 +24,7 @@ N = 24
 CATS = [["Clothing, Shoes & Jewelry", "Men", "Shoes"], ["Clothing, Shoes & Jewelry", "Women"]]
 
 
-def write_catalogue(root, n=N, features=None, dim=16, sidecar=None, images=None):
+def write_catalogue(root, n=N, features=None, dim=16, sidecar=None, images=None, dtype="float32"):
     """Metadata (2014 format) + a .b file (+ sidecar), built into a GRAPH_DIR with build_graph."""
     rng = np.random.default_rng(1)
     asins = [f"A{i:09d}" for i in range(n)]
@@ -43,7 +43,7 @@ def write_catalogue(root, n=N, features=None, dim=16, sidecar=None, images=None)
     if sidecar is not None:
         (root / "features.b.json").write_text(json.dumps(sidecar))
     graph_dir = root / "graph"
-    build_graph(meta, graph_dir, b, feature_dim=values.shape[1], dtype="float32", images=images, quiet=True)
+    build_graph(meta, graph_dir, b, feature_dim=values.shape[1], dtype=dtype, images=images, quiet=True)
     return asins, graph_dir
 
 
@@ -120,3 +120,82 @@ def test_picture_without_local_images_uses_placeholders(run_dir, tmp_path):
     assert result.exit_code == 0, result.output
     with Image.open(out) as picture:
         assert picture.size[0] > 4 * 150 and picture.size[1] > 150  # query + 4 tiles, one row
+
+
+# --- cold start: a photo as the query ---------------------------------------------------
+
+def _pattern(rng, size=48) -> Image.Image:
+    """A small random image: a colour gradient with a few coloured blocks."""
+    base = np.linspace(0, 1, size)[None, :, None] * rng.uniform(0, 255, 3) + rng.uniform(0, 80, 3)
+    array = np.broadcast_to(base, (size, size, 3)).copy()
+    for _ in range(3):
+        y, x = rng.integers(0, size - 12, 2)
+        array[y : y + 12, x : x + 12] = rng.uniform(0, 255, 3)
+    return Image.fromarray(array.clip(0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    """A graph whose features are fc7 of generated PNGs (random-weight AlexNet), stored float16."""
+    from graphrec.vision import Fc7Extractor
+
+    root = tmp_path_factory.mktemp("image")
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(7)
+    n = 16
+    paths = []
+    for i in range(n):
+        paths.append(images / f"A{i:09d}.png")
+        _pattern(rng).save(paths[-1])
+    with pytest.warns(UserWarning):
+        extractor = Fc7Extractor("random", seed=0)
+    features = extractor.extract_paths(paths)
+    sidecar = {"extractor": extractor.spec, "images_dir": str(images), "image_manifest": None, "num_images": n, "skipped": {}}
+    asins, graph_dir = write_catalogue(root, n=n, features=features, sidecar=sidecar, dtype="float16")
+    new_photo = root / "new.png"
+    _pattern(rng).save(new_photo)
+    return write_run(root, graph_dir, features.shape[1]), paths, new_photo
+
+
+def test_own_photo_gives_the_same_neighbours_as_the_asin(image_run):
+    run_dir, paths, _ = image_run
+    rec = Recommender.load(run_dir)
+    assert rec.graph.features.dtype == np.float16
+    for i in (0, 5):
+        by_asin = rec.neighbours(f"A{i:09d}", k=6)
+        by_image = rec.neighbours_for_image(paths[i], k=6)
+        assert by_image["asin"].tolist() == by_asin["asin"].tolist()
+        assert f"A{i:09d}" not in set(by_image["asin"])
+        np.testing.assert_allclose(by_image["distance"], by_asin["distance"], rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(by_image["probability"], by_asin["probability"], rtol=1e-3)
+    # the photo's style vector is the product's own (same network, weights and projection)
+    np.testing.assert_allclose(rec.embed_image(paths[3])[0], rec.style[3], rtol=1e-3, atol=1e-5)
+
+
+def test_image_option_on_the_command_line(image_run, tmp_path):
+    run_dir, paths, new_photo = image_run
+    by_asin = runner.invoke(app, ["neighbours", "A000000002", "--run", str(run_dir), "--top", "5", "--json"])
+    out = tmp_path / "cold.png"
+    by_image = runner.invoke(app, ["neighbours", "--image", str(paths[2]), "--run", str(run_dir), "--top", "5", "--json", "--picture", str(out)])
+    assert by_image.exit_code == 0, by_image.output
+    assert [r["asin"] for r in json.loads(by_image.stdout)] == [r["asin"] for r in json.loads(by_asin.stdout)]
+    with Image.open(out) as picture:
+        pixels = np.asarray(picture.convert("RGB"))
+    assert pixels.shape[0] > 150 and pixels.shape[1] > 5 * 150
+    assert (pixels != 255).any(axis=2).mean() > 0.3  # real images drawn, not an empty canvas
+    # a photo that is not in the catalogue: every product is a candidate, nearest first
+    fresh = runner.invoke(app, ["neighbours", "--image", str(new_photo), "--run", str(run_dir), "--top", "16", "--json"])
+    records = json.loads(fresh.stdout)
+    assert len(records) == 16 and [r["distance"] for r in records] == sorted(r["distance"] for r in records)
+    both = runner.invoke(app, ["neighbours", "A000000002", "--image", str(new_photo), "--run", str(run_dir)])
+    assert both.exit_code != 0 and "not both" in both.output
+
+
+def test_image_needs_a_known_extractor(run_dir, image_run):
+    _, paths, _ = image_run
+    result = runner.invoke(app, ["neighbours", "--image", str(paths[0]), "--run", str(run_dir)])
+    assert result.exit_code != 0 and "does not record which network" in result.output
+    assert isinstance(result.exception, SystemExit)
+    missing = runner.invoke(app, ["neighbours", "--image", str(paths[0].parent / "nope.png"), "--run", str(image_run[0])])
+    assert missing.exit_code != 0 and "nope.png" in missing.output and isinstance(missing.exception, SystemExit)
