@@ -48,7 +48,8 @@ def graph_stats(num_nodes: int, edges: Mapping[str, "torch.Tensor | np.ndarray"]
     if edges:
         union = np.concatenate([np.asarray(index, dtype=np.int64).reshape(2, -1) for index in edges.values()], axis=1)
         if union.size:
-            key = np.unique(union[0] * max(num_nodes, 1) + union[1])
+            key = np.sort(union[0] * max(num_nodes, 1) + union[1])
+            key = key[np.concatenate(([True], key[1:] != key[:-1]))]
             union = np.stack([key // max(num_nodes, 1), key % max(num_nodes, 1)])
         combined = relation_stats(union, num_nodes)
     else:

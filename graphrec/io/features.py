@@ -16,13 +16,16 @@ How bad input is handled (documented in the README):
 
 Reading is streamed: at most ``chunk_records`` raw records (about 8 MiB by default)
 are held in memory, and the SHA-256 of the bytes read is computed on the way
-(``reader.sha256`` once the file has been read to the end).
+(``reader.sha256`` once the file has been read to the end). The checksum is computed
+by a background thread reading the same file in step (hashlib releases the GIL), so it
+costs a second core rather than throughput.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -121,7 +124,19 @@ class BinaryFeatureReader:
         buffer = np.empty(self.chunk_records, dtype=self.dtype)
         raw = buffer.view(np.uint8)
         start = 0
-        digest = hashlib.sha256() if self.checksum else None
+        hasher = _BackgroundDigest(self.path) if self.checksum else None
+        finished = False
+        try:
+            yield from self._chunks(buffer, raw, record, start)
+            finished = True
+        finally:
+            if hasher is not None:
+                if finished:
+                    self.sha256 = hasher.result()
+                else:
+                    hasher.cancel()
+
+    def _chunks(self, buffer: np.ndarray, raw: np.ndarray, record: int, start: int) -> Iterator[FeatureChunk]:
         with open(self.path, "rb", buffering=0) as handle:
             while True:
                 got = handle.readinto(memoryview(raw))
@@ -132,8 +147,6 @@ class BinaryFeatureReader:
                     if not more:
                         raise DataError(f"{self.path}: file shrank while being read at byte {start + got}")
                     got += more
-                if digest is not None:
-                    digest.update(memoryview(raw)[:got])
                 n = got // record
                 block = buffer[:n]
                 offsets = start + record * np.arange(n, dtype=np.int64)
@@ -159,8 +172,40 @@ class BinaryFeatureReader:
                     values = block["x"][keep]
                 yield FeatureChunk(asins=asins, values=values, offsets=offsets[keep])
                 start += got
-        if digest is not None and start == self.size:
-            self.sha256 = digest.hexdigest()
+
+
+class _BackgroundDigest:
+    """SHA-256 of a file computed by a daemon thread; :meth:`cancel` stops it early."""
+
+    def __init__(self, path: Path, block: int = 1 << 20) -> None:
+        self._stop = threading.Event()
+        self._digest = hashlib.sha256()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(path, block), daemon=True, name="sha256")
+        self._thread.start()
+
+    def _run(self, path: Path, block: int) -> None:
+        try:
+            buffer = bytearray(block)
+            view = memoryview(buffer)
+            with open(path, "rb", buffering=0) as handle:
+                while not self._stop.is_set():
+                    got = handle.readinto(buffer)
+                    if not got:
+                        break
+                    self._digest.update(view[:got])
+        except BaseException as error:  # reported by result()
+            self._error = error
+
+    def result(self) -> str | None:
+        self._thread.join()
+        if self._error is not None or self._stop.is_set():
+            return None
+        return self._digest.hexdigest()
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def guess_dim(path: str | os.PathLike, candidates: Iterable[int] = _COMMON_DIMS) -> int | None:

@@ -186,6 +186,8 @@ def _text(value: Any) -> str | None:
 
 
 def _asin_list(value: Any) -> list[str]:
+    if type(value) is list and set(map(type, value)) <= {str}:  # the usual case, checked in C
+        return value
     if not isinstance(value, (list, tuple)):
         return []
     return [item.strip() for item in value if isinstance(item, str) and item.strip()]
