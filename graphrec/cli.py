@@ -192,7 +192,7 @@ def extract_features_command(
     spec = result.spec
     network = {"random": f"random (seed {spec['seed']})", "imagenet": "imagenet", "file": f"file {spec['path']}"}[spec["weights"]]
     if result.up_to_date:
-        console.print(f"{result.path} is up to date: {result.num_images} images, AlexNet fc7, weights {network}.", highlight=False)
+        console.print(f"{result.path} is up to date: {result.num_images} images, AlexNet fc7, weights {network}.", highlight=False, soft_wrap=True)
         return
     skipped = ", ".join(f"{n} {why}" for why, n in result.skipped.items()) or "none"
     console.print(
