@@ -1,3 +1,4 @@
+import ast
 import gzip
 import json
 
@@ -14,8 +15,11 @@ def catalogue(tmp_path_factory):
 
 
 def _records(path):
+    # Amazon 2014 format: one Python-literal dict per line (single quotes), never JSON.
     with gzip.open(path, "rt") as handle:
-        return [json.loads(line) for line in handle]
+        lines = handle.read().splitlines()
+    assert lines[0].startswith("{'asin': ")
+    return [ast.literal_eval(line) for line in lines]
 
 
 def test_sizes_and_metadata_format(catalogue):

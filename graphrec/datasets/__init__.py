@@ -1,5 +1,5 @@
-"""Dataset generators: :mod:`graphrec.datasets.synthetic` writes catalogues with a known Bayes limit."""
+"""Dataset generators: :mod:`graphrec.datasets.synthetic` writes catalogues with a known Bayes limit.
 
-from graphrec.datasets.synthetic import SyntheticCatalogue, generate_catalogue
-
-__all__ = ["SyntheticCatalogue", "generate_catalogue"]
+Import from the submodule (``from graphrec.datasets.synthetic import generate_catalogue``);
+the package imports nothing eagerly so ``python -m graphrec.datasets.synthetic`` runs cleanly.
+"""

@@ -452,8 +452,8 @@ def generate_catalogue(
 ) -> SyntheticCatalogue:
     """Write a synthetic catalogue to ``out_dir`` and return what was written.
 
-    Files: ``meta_name`` (Amazon 2014 metadata, gzip, one JSON object per line, readable
-    as a Python literal too), ``features_name`` (McAuley ``.b``, planted features, with a
+    Files: ``meta_name`` (Amazon 2014 metadata, gzip, one Python-literal dict per line
+    exactly as McAuley's dump writes them), ``features_name`` (McAuley ``.b``, planted features, with a
     JSON sidecar whose extractor is null), ``images/<ASIN>.png`` when ``images``,
     ``generator.json`` (parameters, counts, Bayes limits) and ``truth.npz`` (styles,
     popularity, edges) for checks. Deterministic for a given ``seed``.
@@ -496,7 +496,7 @@ def generate_catalogue(
     tmp = _atomic_path(meta_path)
     with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as handle:
         for i in range(n):
-            handle.write(json.dumps(_record(i, asins, attrs, brands, listing, rank)) + "\n")
+            handle.write(repr(_record(i, asins, attrs, brands, listing, rank)) + "\n")
     tmp.replace(meta_path)
 
     images_dir = None
