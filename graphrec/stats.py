@@ -29,7 +29,8 @@ def relation_stats(edge_index: "torch.Tensor | np.ndarray", num_nodes: int) -> d
         return {"num_edges": 0, "components": 0, "largest_component": 0, "isolated": 0,
                 "degree_mean": 0.0, "degree_median": 0.0, "degree_max": 0}
     degree = np.bincount(index.ravel(), minlength=num_nodes)
-    adjacency = coo_matrix((np.ones(num_edges, dtype=np.int8), (index[0], index[1])), shape=(num_nodes, num_nodes))
+    small = index.astype(np.int32) if num_nodes < 2**31 else index  # halves scipy's copies
+    adjacency = coo_matrix((np.ones(num_edges, dtype=np.int8), (small[0], small[1])), shape=(num_nodes, num_nodes))
     count, labels = connected_components(adjacency, directed=False)
     return {
         "num_edges": num_edges,

@@ -14,7 +14,7 @@ How bad input is handled (documented in the README):
 * NaN or infinite values -> the record is dropped and counted as ``non_finite``
   (its ASIN is in the first few warnings).
 
-Reading is streamed: at most ``chunk_records`` raw records (about 8 MiB by default)
+Reading is streamed: at most ``chunk_records`` raw records (about 4 MiB by default)
 are held in memory, and the SHA-256 of the bytes read is computed on the way
 (``reader.sha256`` once the file has been read to the end). The checksum is computed
 by a background thread reading the same file in step (hashlib releases the GIL), so it
@@ -50,7 +50,7 @@ __all__ = [
 ASIN_BYTES = 10
 DEFAULT_DIM = 4096
 MAX_WARNINGS = 5
-CHUNK_BYTES = 8 * 1024 * 1024  # default size of one raw chunk
+CHUNK_BYTES = 4 * 1024 * 1024  # default size of one raw chunk
 _COMMON_DIMS = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 3, 2, 1)
 
 
