@@ -94,7 +94,7 @@ def build_graph_command(
     dtype: str = typer.Option("float16", "--dtype", help="Storage type of features.npy: float16 (half the disk) or float32."),
     images: Optional[Path] = typer.Option(
         None, "--images", help="Directory of product images named <ASIN>.jpg/.jpeg/.png/.webp, recorded as image_path. "
-        "Default: the images_dir of the features' JSON sidecar, if any."),
+        "Default: the images_dir of the features' JSON sidecar, if any (the sample's images for the sample)."),
     no_features: bool = typer.Option(False, "--no-features", help="Build from the metadata only, even when sample features exist."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed metadata line or bad feature record instead of skipping it."),
     force: bool = typer.Option(False, "--force", help="Replace an existing GRAPH_DIR."),
@@ -116,6 +116,8 @@ def build_graph_command(
         meta = sample.SAMPLE_META
         if features is None and sample.WORK_FEATURES.is_file():
             features = sample.WORK_FEATURES
+        if images is None and sample.SAMPLE_IMAGES.is_dir():
+            images = sample.SAMPLE_IMAGES
     if no_features:
         features = None
     result = build_graph(

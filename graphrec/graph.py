@@ -532,7 +532,8 @@ def build_graph(
             id_to_node[node_ids] = np.arange(num_nodes)
 
             # --- pass 3: edges
-            edges, dangling, self_loops, listed = _edges(catalogue, id_to_node, num_nodes)
+            task = progress.add_task("edges", total=len(catalogue.present))
+            edges, dangling, self_loops, listed = _edges(catalogue, id_to_node, num_nodes, lambda: progress.advance(task))
             for name in relations or ():
                 if name not in edges:
                     notes.append(f"relation {name} does not occur in {meta}; its edge set is empty.")
@@ -676,7 +677,7 @@ def _write_features(reader, catalogue: _Catalogue, path: Path, dtype: np.dtype, 
     return np.frombuffer(node_ids, dtype=np.int32).astype(np.int64), dropped, unused
 
 
-def _edges(catalogue: _Catalogue, id_to_node: np.ndarray, num_nodes: int):
+def _edges(catalogue: _Catalogue, id_to_node: np.ndarray, num_nodes: int, advance=lambda: None):
     """Canonical edge lists per relation, plus drop counts and listed pair counts."""
     edges: dict[str, torch.Tensor] = {}
     dangling: dict[str, int] = {}
@@ -699,6 +700,7 @@ def _edges(catalogue: _Catalogue, id_to_node: np.ndarray, num_nodes: int):
         listed[name] = int(keep.sum())
         edges[name] = canonical_edges(np.stack([src[keep], dst[keep]]), num_nodes)
         del catalogue.src[name], catalogue.dst[name]
+        advance()
     return edges, dangling, self_loops, listed
 
 

@@ -87,6 +87,8 @@ def test_no_options_builds_the_bundled_sample_and_uses_its_features_when_extract
     assert "no image features" in result.output and "extract-features" in result.output
     graph = load_graph(tmp_path / "graphrec-sample" / "graph")
     assert graph.features is None and graph.num_nodes > 0
+    first = graph.products.iloc[0]
+    assert first["image_path"] == str((sample.SAMPLE_IMAGES / f"{first['asin']}.png").resolve())
     asins = [product.asin for product, _ in zip(read_metadata(sample.SAMPLE_META), range(3))]
     (tmp_path / "graphrec-sample" / "image_features.b").write_bytes(write_features(asins, dim=4096).read_bytes())
     rebuilt = runner.invoke(app, ["build-graph", "-q", "--force"])

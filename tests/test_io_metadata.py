@@ -111,6 +111,14 @@ def test_bad_lines_are_skipped_counted_and_reported_with_line_numbers(write_meta
     assert all("line 3" not in m for m in reader.messages)
 
 
+def test_counts_are_per_pass(write_meta):
+    reader = MetadataReader(write_meta([product_2014("A1"), "{'asin': "]))
+    for _ in range(2):
+        with pytest.warns(UserWarning):
+            assert [p.asin for p in reader] == ["A1"]
+        assert (reader.lines, reader.bad_lines, len(reader.messages)) == (2, 1, 1)
+
+
 def test_strict_makes_the_first_bad_line_an_error(write_meta):
     path = write_meta([product_2014("A1"), "{'asin': "])
     with pytest.raises(DataError, match=r"line 2.*--strict"):

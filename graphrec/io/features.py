@@ -124,6 +124,8 @@ class BinaryFeatureReader:
         buffer = np.empty(self.chunk_records, dtype=self.dtype)
         raw = buffer.view(np.uint8)
         start = 0
+        self.dropped.clear()  # counts are per pass
+        self.messages.clear()
         hasher = _BackgroundDigest(self.path) if self.checksum else None
         finished = False
         try:

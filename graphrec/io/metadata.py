@@ -386,6 +386,7 @@ class MetadataReader:
             warnings.warn(message + "; skipped", stacklevel=3)
 
     def __iter__(self) -> Iterator[Product]:
+        self.lines, self.bad_lines, self.messages = 0, 0, []  # counts are per pass
         convert = _from_2014 if self.format == "2014" else _from_2018
         parse = parse_literal if self.format == "2014" else _parse_json_line
         lines = _Lines(self.path)
