@@ -167,3 +167,31 @@ def test_approximate_index_finds_the_same_neighbours(tmp_path):
     recall = np.mean([len(set(a[a["query"] == q]["asin"]) & set(b[b["query"] == q]["asin"])) / 10 for q in asins])
     assert recall >= 0.9
     assert not (b["asin"] == b["query"]).any()
+
+
+def test_fm_scores_candidates_with_the_model(tmp_path, graph):
+    """FM has no style space: neighbours are the most probable candidates under predict_proba."""
+    from graphrec.models.fm import FactorizationMachine
+
+    pairs = graph.edge_index("also_bought").T.contiguous()
+    model = FactorizationMachine.build(graph, pairs, torch.ones(len(pairs)), k=4, seed=1)
+    with torch.no_grad():  # give the untrained embeddings a spread so scores differ
+        model.embedding.normal_(0, 0.5, generator=torch.Generator().manual_seed(2))
+        model.bias.normal_(0, 0.5, generator=torch.Generator().manual_seed(3))
+    writer = RunWriter(tmp_path / "fm")
+    writer.write_config({"decoder": "fm", "k": 4, "relation": "also_bought", "seed": 1, "graph": "<memory>", "model": model.hparams()})
+    writer.write_model(model)
+    rec = Recommender.load(writer.commit(), graph=graph)
+    assert rec.index is None and not rec.model.is_metric
+    table = rec.neighbours("B000000004", k=7, category="Clothing|Men", exclude_known=True)
+    assert len(table) == 7 and table["distance"].isna().all()
+    assert table["probability"].is_monotonic_decreasing
+    # brute force over every allowed candidate
+    known = set(map(tuple, graph.edge_index("also_bought").T.tolist()))
+    allowed = [j for j in np.flatnonzero(category_mask(graph, "Clothing|Men")) if j != 4 and (min(4, j), max(4, j)) not in known]
+    scores = rec.model.predict_proba(graph, torch.tensor([[4, j] for j in allowed])).numpy()
+    best = np.argsort(-scores, kind="stable")[:7]
+    assert table["asin"].tolist() == [graph.asins[allowed[i]] for i in best]
+    np.testing.assert_allclose(table["probability"], scores[best], rtol=1e-5)
+    with pytest.raises(UsageError, match="does not use images"):
+        rec.neighbours_for_image("photo.png")
