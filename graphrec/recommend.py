@@ -155,18 +155,19 @@ class Recommender:
         ids, prob = self._score(nodes, k, category, excluded)
         return self._table(list(asins), nodes, ids, None, prob)
 
-    def neighbours_for_image(self, path: str | os.PathLike, k: int = 10, category: str | None = None) -> pd.DataFrame:
+    def neighbours_for_image(self, path: str | os.PathLike, k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
         """Cold start: the ``k`` products nearest to a photo that need not be in the catalogue.
 
         The photo goes through the same fc7 network and weights recorded for the graph's
         features, then the model's preprocessing and projection. If the photo is a catalogue
-        product's own image file, that product counts as the query and is not returned.
+        product's own image file, that product counts as the query and is not returned
+        (nor, with ``exclude_known``, its training partners).
         """
         if not self.model.is_metric:
             raise UsageError(f"the {self.model.name} decoder does not use images, so --image needs a run with a metric decoder (e.g. mahalanobis).")
         vector = self.embed_image(path)
         own = self._product_with_image(path)
-        excluded = [np.array([own], dtype=np.int64) if own is not None else np.empty(0, np.int64)]
+        excluded = [self._excluded(own, exclude_known) if own is not None else np.empty(0, np.int64)]
         ids, dist = self._search(vector, k, category, excluded)
         return self._table([str(path)], np.array([-1 if own is None else own]), ids, dist).drop(columns="query")
 
@@ -355,7 +356,7 @@ def recommend(
         raise UsageError("give at least one ASIN (or --from-file FILE, or --image PHOTO).")
     rec = Recommender.load(run_dir, approx=approx, quiet=quiet)
     if image is not None:
-        table = rec.neighbours_for_image(image, k=k, category=category)
+        table = rec.neighbours_for_image(image, k=k, category=category, exclude_known=exclude_known)
         table.insert(0, "query", str(image))
     else:
         table = rec.neighbours_batch(queries, k=k, category=category, exclude_known=exclude_known)
