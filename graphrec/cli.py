@@ -167,23 +167,33 @@ def extract_features_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the network for --weights random."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader processes decoding images (0 = in this process). Default: CPU cores - 1, at most 8."),
-    device: str = typer.Option("cpu", "--device", help="cpu, or cuda when a GPU is available."),
+    device: str = typer.Option("cpu", "--device", help="cpu, or cuda when a GPU is available (under torchrun: each process uses the GPU of its LOCAL_RANK)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    distributed: Optional[bool] = typer.Option(
+        None, "--distributed/--no-distributed", help="Share the images among torchrun's processes (each extracts "
+        "its own block, rank 0 writes OUTPUT). Default: on when started by torchrun with several processes; "
+        "--distributed fails outside torchrun."),
 ) -> None:
     """Compute AlexNet fc7 features (4096-d, after ReLU) for product images.
 
     Resumable: a killed run keeps finished chunks in OUTPUT.parts/ and the same command
-    continues from there. Unreadable images are reported by path and skipped.
+    continues from there. Unreadable images are reported by path and skipped. Under
+    torchrun (torchrun --nproc_per_node N -m graphrec.cli extract-features ...) the
+    processes share the work and the output is the same as one process's.
     """
     import warnings
 
+    from graphrec.distributed import is_main_process
     from graphrec.extract import MAX_REPORTED, extract_features
     from graphrec.vision import RandomWeightsWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RandomWeightsWarning)
         result = extract_features(images=images, out=output, manifest=manifest, weights=weights, seed=seed,
-                                  batch_size=batch_size, workers=workers, device=device, quiet=quiet)
+                                  batch_size=batch_size, workers=workers, device=device, quiet=quiet,
+                                  distributed=distributed)
+    if distributed is not False and not is_main_process():
+        return  # rank 0 reports for every process
     for warning in caught:
         if issubclass(warning.category, RandomWeightsWarning):
             err_console.print(f"[bold yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
@@ -206,6 +216,131 @@ def extract_features_command(
 
 
 # --- train, evaluate, sweep (graph -> models -> runs) ---------------------------------
+
+_DECODERS_HELP = "mahalanobis (low-rank style space), fm (factorization machine on metadata), wnn (weighted nearest neighbour), euclidean, category-tree."
+
+
+def _print_metrics(title: str, metrics: dict) -> None:
+    """The final table of a run: validation and test metrics, hard and random candidates."""
+    from rich.table import Table
+
+    from graphrec.evaluate import format_metrics
+
+    table = Table(title=title, title_justify="left")
+    for column in ("split", "metric", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for section, name, value in format_metrics(metrics):
+        label = {"test_random_candidates": "test (random candidates)", "test": f"test ({metrics.get('candidates', 100)} nearest candidates)"}.get(section, section)
+        table.add_row(label, name, value)
+    console.print(table)
+    if "train_seconds" in metrics:
+        console.print(f"trained in {metrics['train_seconds']:.1f}s, best epoch {metrics.get('best_epoch')}", highlight=False)
+
+
+@app.command("train")
+@_run
+def train_command(
+    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR written by build-graph (default: graphrec-sample/graph).", show_default=False),
+    decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _DECODERS_HELP),
+    k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension."),
+    relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn (also_bought, also_viewed, bought_together, buy_after_viewing)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default per decoder: 60 mahalanobis, 40 fm/wnn; closed-form baselines ignore it).", show_default=False),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default per decoder).", show_default=False),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Pairs per gradient step (default 4096).", show_default=False),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Decoupled weight decay on the projection / embeddings (default per decoder).", show_default=False),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation accuracy (0 = never).", show_default=False),
+    seed: int = typer.Option(0, "--seed", help="Fixes the negatives, the 80/10/10 split (hence the test pairs) and the initialisation."),
+    candidates: int = typer.Option(100, "--candidates", help="Hard negatives per test query for hit@10/MRR/NDCG@10: its nearest neighbours in raw feature space that are not partners."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="RUN_DIR to write (default: graphrec-sample/runs/<decoder>-k<k>).", show_default=False),
+    force: bool = typer.Option(False, "--force", help="Replace an existing RUN_DIR."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines, only the final table."),
+) -> None:
+    """Train a decoder on one relation under the paper's protocol and write a RUN_DIR.
+
+    Positives are the relation's edges, negatives as many random non-edges; pairs are
+    split 80/10/10 by --seed. The epoch with the best validation accuracy is kept. The
+    RUN_DIR holds config.json, model.pt, history.csv, metrics.json and curve.png.
+    """
+    from graphrec.train import train
+
+    run = train(
+        graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
+        batch_size=batch_size, weight_decay=weight_decay, patience=patience, candidates=candidates, force=force,
+        echo=None if quiet else (lambda line: console.print(line, highlight=False)),
+    )
+    _print_metrics(f"{decoder} K={k} on {relation}", run.metrics)
+    console.print(f"run written to {run.path}", highlight=False)
+
+
+@app.command("evaluate")
+@_run
+def evaluate_command(
+    run_dir: Optional[Path] = typer.Argument(None, help="RUN_DIR written by graphrec train (default: graphrec-sample/runs/mahalanobis-k10).", show_default=False),
+    candidates: Optional[int] = typer.Option(None, "--candidates", help="Hard negatives per test query (default: the run's own setting).", show_default=False),
+    pictures: Optional[Path] = typer.Option(None, "--pictures", help="Also write a PNG of the most confident true positives and the hardest negatives of the test split."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Reload a run, rebuild its test split from its seed and recompute every metric."""
+    import json
+
+    from graphrec.evaluate import evaluate_run, write_pictures
+    from graphrec.sample import WORK_RUNS
+
+    run, metrics = evaluate_run(run_dir if run_dir is not None else WORK_RUNS / "mahalanobis-k10", candidates=candidates)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+    else:
+        _print_metrics(f"{run.config['decoder']} K={run.config.get('k')} on {run.config.get('relation')} ({run.path})", metrics)
+    if pictures is not None:
+        err_console.print(f"picture written to {write_pictures(run, pictures)}", highlight=False)
+
+
+@app.command("sweep", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+@_run
+def sweep_command(
+    ctx: typer.Context,
+    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR written by build-graph (default: graphrec-sample/graph).", show_default=False),
+    k: List[str] = typer.Option(["1", "10", "100"], "--k", help="Values of K, space- or comma-separated: --k 1 10 100."),
+    decoder: List[str] = typer.Option(["mahalanobis", "fm"], "--decoder", "-d", help="Decoders, space- or comma-separated: --decoder mahalanobis fm wnn euclidean category-tree."),
+    relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs per run (default per decoder).", show_default=False),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split and initialisation (the same test pairs for every run)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for sweep.csv, sweep.md, accuracy_vs_k.png and runs/ (default: graphrec-sample/sweep).", show_default=False),
+    force: bool = typer.Option(False, "--force", help="Replace runs left by an earlier sweep in the same folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
+) -> None:
+    """Train every decoder at every K and print the table (decoder x K -> accuracy, AUC, hit@10, time).
+
+    Also saves it as CSV and Markdown and plots test accuracy against K.
+    """
+    import pandas as pd
+
+    from graphrec.errors import UsageError
+    from graphrec.models import MODELS
+    from graphrec.sweep import sweep
+
+    ks, decoders = [], []
+    for value in [*k, *decoder, *ctx.args]:  # "--k 1 10 100": click leaves 10 and 100 as extra arguments
+        for part in value.replace(",", " ").split():
+            if part.lstrip("-").isdigit():
+                ks.append(int(part))
+            elif part in MODELS:
+                decoders.append(part)
+            else:
+                raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(MODELS)}).")
+    table = sweep(
+        graph, decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
+        out_dir=out, quiet=quiet, force=force, epochs=epochs,
+        echo=None if quiet else (lambda line: console.print(line, highlight=False)),
+    )
+    from rich.table import Table
+
+    shown = Table(title=f"sweep on {relation}", title_justify="left")
+    for column in table.columns:
+        shown.add_column(column, justify="left" if column == "decoder" else "right")
+    for row in table.astype(object).itertuples(index=False):
+        shown.add_row(*["-" if pd.isna(v) else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
+    console.print(shown)
 
 
 # --- neighbours (runs -> recommendations) ---------------------------------------------
