@@ -19,7 +19,7 @@ from torch import Tensor
 from graphrec.graph import Graph
 from graphrec.models.base import LinkModel
 from graphrec.runs import Run, load_run
-from graphrec.sampling import CandidateSets, PairSplit, knn_candidates, random_candidates, split_pairs, test_queries
+from graphrec.sampling import CandidateSets, PairSplit, knn_candidates, random_candidates, split_pairs, query_partners
 
 __all__ = [
     "RANK_K",
@@ -31,6 +31,7 @@ __all__ = [
     "evaluate_run",
     "format_metrics",
     "confident_examples",
+    "write_pictures",
 ]
 
 RANK_K = 10
@@ -112,7 +113,7 @@ def evaluate_model(
     model.eval()
     val = binary_metrics(model.predict_proba(graph, split.val_pairs), split.val_labels)
     test = binary_metrics(model.predict_proba(graph, split.test_pairs), split.test_labels)
-    queries, partners = test_queries(split, max_queries, seed)
+    queries, partners = query_partners(split, max_queries, seed)
     if graph.features is not None and len(queries):
         knn_sets = knn_candidates(graph, split, queries, partners, candidates)
         scores, mask = _score_sets(model, graph, knn_sets)
@@ -157,3 +158,30 @@ def format_metrics(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
                 continue
             rows.append((section, key, "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.4f}"))
     return rows
+
+
+def write_pictures(run: Run, out: str | Path, count: int = 6) -> Path:
+    """A PNG with one pair per row: the most confident true positives of the test split
+    (left tile "edge"), then the hardest negatives (highest-scored non-edges, "non-edge"),
+    with product images where the graph records them."""
+    from graphrec.picture import Tile, render_grid
+
+    products = run.graph.products
+    images_dir = ((run.graph.manifest.get("features") or {}).get("images_dir")) if isinstance(run.graph.manifest, dict) else None
+
+    def tile(node: int, prob: float, label: str | None) -> Tile:
+        row = products.iloc[node]
+        title = row.get("title") if "title" in products.columns else None
+        image = row.get("image_path") if "image_path" in products.columns else None
+        return Tile(image_path=image, asin=str(row["asin"]), title=title, probability=prob, label=label)
+
+    tiles = []
+    examples = confident_examples(run, count)
+    for key, word in (("true_positives", "edge"), ("hardest_negatives", "non-edge")):
+        for i, j, prob in examples[key]:
+            tiles += [tile(i, prob, f"{word}, p = {prob:.3f}"), tile(j, prob, None)]
+    if not tiles:
+        from graphrec.errors import DataError
+
+        raise DataError(f"the run {run.path} has no test pairs to draw.")
+    return render_grid(tiles, out, images_dir=images_dir, columns=2)

@@ -38,7 +38,7 @@ __all__ = [
     "sample_non_edges",
     "split_pairs",
     "fresh_negatives",
-    "test_queries",
+    "query_partners",
     "knn_candidates",
     "random_candidates",
 ]
@@ -156,7 +156,7 @@ class CandidateSets:
         return torch.stack([rows[mask], self.candidates[mask]], dim=1), mask
 
 
-def test_queries(split: PairSplit, max_queries: int | None = 1000, seed: int = 0) -> tuple[Tensor, list[Tensor]]:
+def query_partners(split: PairSplit, max_queries: int | None = 1000, seed: int = 0) -> tuple[Tensor, list[Tensor]]:
     """Query products (ends of test positives; at most ``max_queries``, chosen by ``seed``)
     and each one's held-out partners."""
     positives = split.test_pairs[split.test_labels > 0.5]

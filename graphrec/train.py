@@ -32,7 +32,7 @@ from graphrec.runs import Run, RunWriter, graph_checksum
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
 from graphrec.sampling import PairSplit, fresh_negatives, split_pairs
 
-__all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "default_run_dir", "plot_history"]
+__all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "default_run_dir", "plot_history"]
 
 FLOAT32_LIMIT = 2 << 30  # bytes: larger feature matrices are kept as float16 while training
 
@@ -47,6 +47,7 @@ class TrainOptions:
     weight_decay: float | None = None
     patience: int | None = None
     fresh_negatives: bool = True
+    calibrate: bool = True
 
 
 #: Per-decoder defaults, chosen on the synthetic benchmark (benchmarks/bench_train.py).
@@ -162,15 +163,18 @@ def fit_model(
                 total_loss += loss.detach().item() * len(part)
                 correct += int(((logits.detach() > 0).float() == target).sum())
             model.eval()
-            with torch.no_grad():
-                val_probs = torch.sigmoid(torch.cat([model.logits(inputs, split.val_pairs[s : s + 65_536]) for s in range(0, len(split.val_pairs), 65_536)]))
-            val = binary_metrics(val_probs, split.val_labels)
-            row = {"epoch": epoch, "loss": total_loss / max(len(pairs), 1), "train_accuracy": correct / max(len(pairs), 1),
+            offset, train_accuracy = 0.0, correct / max(len(pairs), 1)
+            if settings["calibrate"]:
+                offset, train_accuracy = best_offset(_chunked_logits(model, inputs, split.train_pairs), split.train_labels)
+            val = binary_metrics(torch.sigmoid(_chunked_logits(model, inputs, split.val_pairs) + offset), split.val_labels)
+            row = {"epoch": epoch, "loss": total_loss / max(len(pairs), 1), "train_accuracy": train_accuracy,
                    "val_accuracy": val["accuracy"], "val_auc": val["auc"], "seconds": time.perf_counter() - started}
             history.append(row)
             score = (val["accuracy"], val["auc"] if val["auc"] == val["auc"] else 0.0)
             if score > best:
+                model.shift_logits(offset)  # keep the calibrated threshold with the best weights
                 best, best_state, best_epoch, stale = score, copy.deepcopy(model.state_dict()), epoch, 0
+                model.shift_logits(-offset)
             else:
                 stale += 1
             if on_epoch:
@@ -183,6 +187,41 @@ def fit_model(
     model.load_state_dict(best_state)
     model.eval()
     return history, best_epoch
+
+
+@torch.no_grad()
+def _chunked_logits(model: LinkModel, inputs: Tensor, pairs: Tensor, chunk: int = 65_536) -> Tensor:
+    parts = [model.logits(inputs, pairs[start : start + chunk]) for start in range(0, len(pairs), chunk)]
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+def best_offset(logits: Tensor, labels: Tensor) -> tuple[float, float]:
+    """(offset, accuracy): the offset added to ``logits`` that maximises the accuracy of
+    ``logits + offset > 0`` on these (training) pairs, and that accuracy.
+
+    A logistic fit's P = 0.5 point is not the accuracy-optimal threshold when the link is
+    misspecified (e.g. co-purchases that have nothing to do with style), so the decision
+    threshold is re-chosen on training pairs; validation and test pairs are never used.
+    """
+    if len(logits) == 0:
+        return 0.0, float("nan")
+    values, order = torch.sort(logits.double())
+    ordered = labels.double()[order]
+    # predicting "edge" for positions >= i: correct = negatives below i + positives from i on
+    negatives_below = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(1 - ordered, 0)])
+    positives_from = ordered.sum() - torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(ordered, 0)])
+    correct = negatives_below + positives_from
+    # only cut between distinct values
+    distinct = torch.cat([torch.tensor([True]), values[1:] > values[:-1], torch.tensor([True])])
+    correct = torch.where(distinct, correct, torch.tensor(-1.0, dtype=torch.float64))
+    cut = int(torch.argmax(correct))
+    if cut == 0:
+        threshold = float(values[0]) - 1.0
+    elif cut == len(values):
+        threshold = float(values[-1]) + 1.0
+    else:
+        threshold = 0.5 * float(values[cut - 1] + values[cut])
+    return -threshold, float(correct[cut] / len(values))
 
 
 def plot_history(history: list[dict[str, float]], path: Path, title: str) -> None:

@@ -45,12 +45,12 @@ def feature_rows(graph: Graph, nodes: Tensor | np.ndarray | None = None, dtype: 
     for start in range(0, len(index), ROW_CHUNK):
         part = index[start : start + ROW_CHUNK]
         if nodes is None:
-            block = np.asarray(features[start : start + len(part)])
+            block = np.array(features[start : start + len(part)])  # a writable copy of the memory-mapped rows
         else:  # sorted fancy indexing keeps a memory map's reads sequential
             order = np.argsort(part, kind="stable")
             block = np.empty((len(part), features.shape[1]), dtype=features.dtype)
             block[order] = features[part[order]]
-        out[start : start + len(part)] = torch.from_numpy(np.ascontiguousarray(block)).to(dtype)
+        out[start : start + len(part)] = torch.from_numpy(block).to(dtype)
     return out
 
 
@@ -87,6 +87,11 @@ class LinkModel(nn.Module):
         """Pre-sigmoid edge scores ``[m]`` for ``pairs`` ``[m, 2]`` indexing rows of ``inputs``."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def shift_logits(self, offset: float) -> None:
+        """Add ``offset`` to every logit (moves the P = 0.5 threshold); used to calibrate
+        the decision threshold on training pairs. Models without a bias ignore it."""
+
     def decay_parameters(self) -> list[nn.Parameter]:
         """Parameters that get weight decay in training (all but ``shift`` by default)."""
         return [p for name, p in self.named_parameters() if name != "shift" and p.requires_grad]
@@ -121,6 +126,10 @@ class MetricModel(LinkModel):
     is_metric: ClassVar[bool] = True
     needs_features: ClassVar[bool] = True
     shift: Tensor
+
+    @torch.no_grad()
+    def shift_logits(self, offset: float) -> None:
+        self.shift.add_(offset)
 
     def embed(self, x: Tensor) -> Tensor:
         """Raw feature rows ``[n, F]`` (float32 or float16) -> style space ``[n, K]``,

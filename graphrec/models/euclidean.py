@@ -34,7 +34,7 @@ def fit_logistic_1d(dist: Tensor, labels: Tensor, steps: int = 200) -> tuple[flo
         return loss
 
     optimizer.step(closure)
-    return float(log_a.exp()), float(c)
+    return float(log_a.detach().exp()), float(c.detach())
 
 
 class EuclideanModel(MetricModel):

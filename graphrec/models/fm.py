@@ -102,6 +102,10 @@ class FactorizationMachine(LinkModel):
         vocab = sorted({token for bag in bags for token in bag})
         return cls(vocab=vocab, k=k, seed=seed, max_tokens=max((len(b) for b in bags), default=1))
 
+    @torch.no_grad()
+    def shift_logits(self, offset: float) -> None:
+        self.global_bias.add_(offset)
+
     def decay_parameters(self) -> list[nn.Parameter]:
         return [self.embedding, self.bias]
 

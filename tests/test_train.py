@@ -1,0 +1,134 @@
+"""Training end to end on small generated graphs: it learns, it saves, it reloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from graphrec.errors import UsageError
+from graphrec.graph import FORMAT_VERSION, Graph, load_graph
+from graphrec.runs import load_run
+from graphrec.train import train
+
+
+def easy_graph(n: int = 160, dim: int = 16, seed: int = 0, features: bool = True) -> Graph:
+    """Products with a 2-d latent style; each is linked to its 3 nearest styles; features
+    are a noisy ReLU of a random linear map of the style."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 2))
+    x = np.maximum(z @ rng.normal(size=(2, dim)) + 0.1 * rng.normal(size=(n, dim)) + 0.3, 0).astype(np.float16)
+    d = ((z[:, None] - z[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    near = np.argsort(d, 1)[:, :3]
+    edges = np.stack([np.repeat(np.arange(n), 3), near.ravel()])
+    cats = ["Clothing|Men|Shoes" if v > 0 else "Clothing|Women|Dress" for v in z[:, 0]]
+    products = pd.DataFrame({
+        "asin": [f"B{i:09d}" for i in range(n)], "title": [f"item {i}" for i in range(n)],
+        "brand": [f"brand{int(v > 0)}" for v in z[:, 1]], "price": np.exp(z[:, 1] + 3), "category": cats,
+        "categories": [json.dumps([c]) for c in cats],
+    })
+    return Graph.from_arrays(list(products["asin"]), {"also_bought": edges}, features=x if features else None, products=products)
+
+
+def write_graph_dir(graph: Graph, path: Path) -> Path:
+    """A GRAPH_DIR as documented in graphrec/graph.py (what build-graph writes)."""
+    path.mkdir(parents=True)
+    edges = {name: e for name, e in graph.edges.items()}
+    torch.save({"format_version": FORMAT_VERSION, "num_nodes": graph.num_nodes, "edge_index": edges}, path / "graph.pt")
+    if graph.features is not None:
+        np.save(path / "features.npy", np.asarray(graph.features))
+    graph.products.to_parquet(path / "products.parquet")
+    manifest = {"format_version": FORMAT_VERSION, "num_nodes": graph.num_nodes, "feature_dim": graph.feature_dim,
+                "relations": {k: {"num_edges": int(v.shape[1])} for k, v in edges.items()}}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    graph_dir = write_graph_dir(easy_graph(), root / "graph")
+    run = train(graph_dir, decoder="mahalanobis", k=2, epochs=25, lr=0.02, batch_size=256, seed=0, out_dir=root / "run", quiet=True)
+    return graph_dir, run
+
+
+def test_training_beats_chance_by_a_wide_margin(trained):
+    _, run = trained
+    assert run.metrics["test"]["accuracy"] > 0.8
+    assert run.metrics["test"]["auc"] > 0.9
+    assert run.metrics["test"]["hit@10"] > run.metrics["test_random_candidates"]["hit@10"] - 1.0  # both present
+    assert 0 <= run.metrics["test_random_candidates"]["mrr"] <= 1
+
+
+def test_run_dir_holds_the_contract_files(trained):
+    graph_dir, run = trained
+    assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "curve.png", "history.csv", "metrics.json", "model.pt"]
+    assert not list(run.path.parent.glob(".*partial*"))
+    config = json.loads((run.path / "config.json").read_text())
+    for key in ("decoder", "k", "relation", "seed", "graph", "graph_checksum", "epochs", "lr", "model"):
+        assert key in config
+    assert Path(config["graph"]) == graph_dir.resolve()
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    for key in ("decoder", "k", "relation", "train_seconds"):
+        assert key in metrics
+    assert set(metrics["val"]) >= {"accuracy", "auc"}
+    assert set(metrics["test"]) >= {"accuracy", "auc", "hit@10", "mrr", "ndcg@10"}
+    state = torch.load(run.path / "model.pt", weights_only=True)
+    assert set(state) == {"Y", "shift", "scale"}
+    history = (run.path / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,loss,train_accuracy,val_accuracy")
+    assert len(history) - 1 == metrics["epochs_run"]
+
+
+def test_saved_run_reloads_to_identical_predictions(trained):
+    graph_dir, run = trained
+    loaded = load_run(run.path)
+    assert not loaded.model.training
+    pairs = torch.tensor([[0, 1], [5, 9], [10, 150], [3, 3]])
+    assert torch.equal(loaded.model.predict_proba(loaded.graph, pairs), run.model.predict_proba(run.graph, pairs))
+    x = torch.from_numpy(np.asarray(loaded.graph.features[[0, 1]], dtype=np.float32))
+    s = loaded.model.embed(x)
+    direct = torch.sigmoid(loaded.model.shift - ((s[0] - s[1]) ** 2).sum())
+    assert loaded.model.predict_proba(loaded.graph, pairs[:1]).item() == pytest.approx(direct.item(), rel=1e-6)
+
+
+def test_changed_graph_is_refused(trained, tmp_path):
+    graph_dir, run = trained
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run.path, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["graph_checksum"] = "0" * 64
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(Exception, match="changed since"):
+        load_run(copy)
+
+
+def test_fm_and_category_tree_train_without_features(tmp_path):
+    graph = easy_graph(features=False)
+    for decoder in ("fm", "category-tree"):
+        run = train(graph, decoder=decoder, k=4, epochs=10, seed=1, out_dir=tmp_path / decoder, quiet=True)
+        assert run.metrics["test"]["accuracy"] > 0.6  # categories carry real signal here
+        assert run.metrics["test"]["hit@10"] is None  # no features: no nearest-neighbour candidates
+        reloaded = load_run(tmp_path / decoder, graph=graph)
+        pairs = torch.tensor([[0, 1], [2, 3]])
+        assert torch.equal(reloaded.model.predict_proba(graph, pairs), run.model.predict_proba(graph, pairs))
+
+
+def test_bad_requests_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="image features"):
+        train(easy_graph(features=False), decoder="mahalanobis", out_dir=tmp_path / "a", quiet=True)
+    with pytest.raises(UsageError, match="larger than the feature dimension"):
+        train(easy_graph(), decoder="mahalanobis", k=17, out_dir=tmp_path / "b", quiet=True)
+    with pytest.raises(UsageError, match="relation"):
+        train(easy_graph(), relation="also_viewed", out_dir=tmp_path / "c", quiet=True)
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(UsageError, match="--force"):
+        train(easy_graph(), decoder="euclidean", out_dir=tmp_path / "exists", quiet=True)
+    assert not list(tmp_path.glob(".*partial*"))
