@@ -20,7 +20,6 @@ import argparse
 import ast
 import gzip
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -6,12 +6,14 @@ for a 1.5M-product catalogue.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
-import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["relation_stats", "graph_stats", "summary_rows"]
 

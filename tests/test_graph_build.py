@@ -7,7 +7,6 @@ import math
 import os
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
