@@ -19,6 +19,7 @@ error ends all processes with the same one-line message instead of leaving them 
 
 from __future__ import annotations
 
+import atexit
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ __all__ = [
     "is_main_process",
     "shard_range",
     "shard_list",
+    "init_distributed",
     "distributed_context",
     "PairLogits",
 ]
@@ -153,23 +155,34 @@ class DistContext:
         dist.all_gather_object(out, value)
         return out
 
-    def on_main(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``func`` on rank 0 only and return its result on every rank. A
-        :class:`GraphrecError` raised there is raised again on every rank."""
+    def on_main(self, func: Callable[..., T], *args: Any, share: bool = True, **kwargs: Any) -> T | None:
+        """Run ``func`` on rank 0 only; its result is returned on every rank (``share``)
+        or on rank 0 only (others get None, for results that must not travel, such as
+        open writers). A :class:`GraphrecError` raised there is raised on every rank."""
         if not self.enabled:
             return func(*args, **kwargs)
         outcome: tuple[str, Any] = ("ok", None)
+        result = None
         if self.is_main:
             try:
-                outcome = ("ok", func(*args, **kwargs))
+                result = func(*args, **kwargs)
             except GraphrecError as error:
-                outcome = ("error", error)
-                self.broadcast_object(outcome)
+                self.broadcast_object(("error", error))
                 raise
+            outcome = ("ok", result if share else None)
         outcome = self.broadcast_object(outcome)
         if outcome[0] == "error":
             raise outcome[1]
-        return outcome[1]
+        return result if self.is_main else outcome[1]
+
+    def wrap_logits(self, model: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``model.logits`` in one process; a DistributedDataParallel module computing the
+        same thing (gradients averaged over ranks in ``backward``) in several."""
+        if not self.enabled:
+            return model.logits
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(PairLogits(model))
 
     def _device(self) -> torch.device:
         return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
@@ -179,39 +192,50 @@ def _backend_for(device: str) -> str:
     return "nccl" if str(device).startswith("cuda") and dist.is_nccl_available() else "gloo"
 
 
-@contextmanager
-def distributed_context(
-    distributed: bool | None = None, device: str = "cpu", timeout: timedelta = DEFAULT_TIMEOUT
-) -> Iterator[DistContext]:
-    """Join torchrun's process group for the duration of the ``with`` block.
+def init_distributed(distributed: bool | None = None, device: str = "cpu", timeout: timedelta = DEFAULT_TIMEOUT) -> DistContext:
+    """Join torchrun's process group (once per process; it is left at exit) and describe it.
 
     ``distributed`` None detects torchrun (several workers -> distributed); True requires
     it (a :class:`UsageError` outside torchrun); False runs as one process even under
-    torchrun. The backend is NCCL when ``device`` is CUDA, else gloo. A process group the
-    caller already started is used as it is and left open.
+    torchrun. The backend is NCCL when ``device`` is CUDA, else gloo. A process group
+    that is already started (by graphrec or by the caller) is used as it is.
     """
     env = torchrun_env()
     if distributed and env is None:
         raise UsageError("--distributed needs the torchrun environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); "
                          "start the command with torchrun --nproc_per_node N -m graphrec.cli ... (see the README).")
     if distributed is False or env is None or env["world_size"] == 1:
-        yield DistContext()
-        return
+        return DistContext()
     if not dist.is_available():
         raise UsageError("this PyTorch build has no torch.distributed support; run without torchrun.")
-    owned = not dist.is_initialized()
-    if owned:
+    if not dist.is_initialized():
         backend = _backend_for(device)
         if backend == "nccl":
             torch.cuda.set_device(env["local_rank"])
         dist.init_process_group(backend=backend, timeout=timeout)
-    backend = dist.get_backend()
-    ctx = DistContext(dist.get_rank(), dist.get_world_size(), env["local_rank"], env["local_world_size"], backend)
+        atexit.register(_leave)
+    return DistContext(dist.get_rank(), dist.get_world_size(), env["local_rank"], env["local_world_size"],
+                       dist.get_backend())
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextmanager
+def distributed_context(
+    distributed: bool | None = None, device: str = "cpu", timeout: timedelta = DEFAULT_TIMEOUT
+) -> Iterator[DistContext]:
+    """:func:`init_distributed` for a ``with`` block; a process group started here is
+    left at the end of the block (one the caller started stays open)."""
+    owned = not (dist.is_available() and dist.is_initialized())
+    ctx = init_distributed(distributed, device, timeout)
     try:
         yield ctx
     finally:
-        if owned and dist.is_initialized():
-            dist.destroy_process_group()
+        if owned and ctx.enabled:
+            _leave()
 
 
 class PairLogits(torch.nn.Module):
