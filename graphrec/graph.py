@@ -27,6 +27,11 @@ import tempfile
 import time
 import warnings
 from array import array
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: interrupted builds are then never cleaned up
+    fcntl = None
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -45,6 +50,7 @@ __all__ = [
     "Graph",
     "build_graph",
     "canonical_edges",
+    "clean_stale_builds",
     "find_images",
     "join_category",
     "load_graph",
@@ -204,23 +210,68 @@ def load_graph(graph_dir: str | Path, mmap: bool = True) -> Graph:
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise UsageError(f"{path} is not a graph directory (no manifest.json); build one with graphrec build-graph.")
-    manifest = json.loads(manifest_path.read_text())
+    rebuild = "rebuild it with graphrec build-graph --force"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(f"{manifest_path} is not valid JSON ({error}); {rebuild}.") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{manifest_path} does not hold a JSON object; {rebuild}.")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise DataError(
             f"{path} was written in graph format version {version}, this graphrec reads version "
             f"{FORMAT_VERSION}; rebuild it with graphrec build-graph --force."
         )
-    stored = torch.load(path / "graph.pt", weights_only=True)
-    products = _text_columns_as_objects(pd.read_parquet(path / "products.parquet"))
+    stored = _load_graph_file(path / "graph.pt", rebuild)
+    try:
+        products = _text_columns_as_objects(pd.read_parquet(path / "products.parquet"))
+    except Exception as error:  # missing, truncated or not Parquet
+        raise DataError(f"{path / 'products.parquet'} cannot be read ({type(error).__name__}); {rebuild}.") from None
+    if "asin" not in products:
+        raise DataError(f"{path / 'products.parquet'} has no asin column; {rebuild}.")
     features = None
     if (path / "features.npy").is_file():
-        features = np.load(path / "features.npy", mmap_mode="r" if mmap else None)
+        features = _load_features(path / "features.npy", mmap, manifest.get("feature_dim"), rebuild)
         if features.shape[0] != len(products):
             raise DataError(f"{path / 'features.npy'} has {features.shape[0]} rows but the graph has {len(products)} products; rebuild it.")
     if stored["num_nodes"] != len(products):
         raise DataError(f"{path / 'graph.pt'} has {stored['num_nodes']} nodes but products.parquet has {len(products)}; rebuild it.")
     return Graph(path=path, manifest=manifest, products=products, edges=dict(stored["edge_index"]), features=features)
+
+
+def _load_graph_file(file: Path, rebuild: str) -> dict:
+    """``graph.pt`` read with ``weights_only=True`` (never unpickles code) and checked:
+    ``num_nodes`` and one int64 ``[2, E]`` tensor per relation with indices in range."""
+    try:
+        stored = torch.load(file, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise DataError(f"{file} is missing; {rebuild}.") from None
+    except Exception as error:  # pickle.UnpicklingError for anything but plain tensors and containers
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{file} is not a graph file graphrec wrote (refused to load it: {first[:160]}); {rebuild}.") from None
+    edges = stored.get("edge_index") if isinstance(stored, dict) else None
+    num_nodes = stored.get("num_nodes") if isinstance(stored, dict) else None
+    if not isinstance(edges, dict) or not isinstance(num_nodes, int):
+        raise DataError(f"{file} does not hold num_nodes and edge_index; {rebuild}.")
+    for relation, index in edges.items():
+        if (not isinstance(index, torch.Tensor) or index.dtype != torch.long or index.dim() != 2 or index.shape[0] != 2
+                or (index.numel() and (int(index.min()) < 0 or int(index.max()) >= num_nodes))):
+            raise DataError(f"{file}: the edges of {relation!r} are not a valid [2, E] index over {num_nodes} nodes; {rebuild}.")
+    return stored
+
+
+def _load_features(file: Path, mmap: bool, dim, rebuild: str) -> np.ndarray:
+    """``features.npy`` as a 2-d float16/float32 array (memory-mapped), never unpickled."""
+    try:
+        features = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except Exception as error:  # object arrays (pickles), a damaged header, a truncated body
+        raise DataError(f"{file} is not a plain float feature matrix ({error}); {rebuild}.") from None
+    if features.ndim != 2 or features.dtype not in (np.float16, np.float32):
+        raise DataError(f"{file} holds a {features.dtype} array of shape {features.shape}, not a [products, dim] float matrix; {rebuild}.")
+    if dim is not None and features.shape[1] != dim:
+        raise DataError(f"{file} has {features.shape[1]} columns but the manifest says feature_dim {dim}; {rebuild}.")
+    return features
 
 
 # ----------------------------------------------------------------------------- building
@@ -416,6 +467,88 @@ def find_images(images_dir: str | Path) -> dict[str, str]:
     return {stem: path for stem, (_, path) in found.items()}
 
 
+BUILD_LOCK = ".building.lock"
+STALE_GRACE_SECONDS = 600.0
+
+
+def _hold_build_lock(tmp: Path) -> int:
+    """Create ``tmp/.building.lock`` and hold an exclusive ``flock`` on it for the build.
+
+    The kernel releases the lock when the process dies, even by SIGKILL, so a later build
+    can tell a directory left by a dead build from one that is still being written."""
+    fd = os.open(tmp / BUILD_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _lock_is_free(lock: Path) -> bool | None:
+    """True when nobody holds ``lock``, False when a running build does, None when it is absent."""
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    except OSError:  # e.g. another user's build: leave it alone
+        return False
+    try:
+        if fcntl is None:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we took
+
+
+def clean_stale_builds(out: str | Path, grace_seconds: float = STALE_GRACE_SECONDS) -> list[Path]:
+    """Remove what interrupted builds of ``out`` left beside it; returns the removed paths.
+
+    * ``.<name>.building-*``: removed when its lock is free (its build died) or, lacking a
+      lock file, when it is older than ``grace_seconds``; a build still running keeps it.
+    * ``.<name>.old-*`` (a previous graph moved aside by ``--force``): when ``out`` is
+      missing because the build died between its two renames, the newest complete one
+      is renamed back to ``out``; when ``out`` exists, older ones are removed.
+    """
+    out = Path(out)
+    parent = out.parent
+    if not parent.is_dir():
+        return []
+    removed: list[Path] = []
+    now = time.time()
+    prefix = f".{out.name}."
+    with os.scandir(parent) as entries:
+        names = [e.name for e in entries if e.name.startswith(prefix) and e.is_dir(follow_symlinks=False)]
+    for name in sorted(names):
+        candidate = parent / name
+        if not name[len(prefix):].startswith("building-"):
+            continue
+        free = _lock_is_free(candidate / BUILD_LOCK)
+        try:
+            old_enough = now - candidate.stat().st_mtime >= grace_seconds
+        except FileNotFoundError:
+            continue
+        if free or (free is None and old_enough):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    olds = [parent / n for n in names if n[len(prefix):].startswith("old-") and (parent / n / "manifest.json").is_file()]
+    if olds and not out.exists() and not out.is_symlink():
+        newest = max(olds, key=lambda p: p.stat().st_mtime)
+        os.rename(newest, out)
+        olds.remove(newest)
+    if out.is_dir() and (out / "manifest.json").is_file():
+        for old in olds:
+            try:
+                if now - old.stat().st_ctime >= grace_seconds or grace_seconds <= 0:
+                    shutil.rmtree(old, ignore_errors=True)
+                    removed.append(old)
+            except FileNotFoundError:
+                continue
+    return removed
+
+
 def _prepare_target(out: Path, force: bool) -> None:
     if out.exists() or out.is_symlink():
         if not force:
@@ -467,6 +600,7 @@ def build_graph(
         raise UsageError(f"--category {category!r} names no category; use a '|'-separated path such as 'Clothing, Shoes & Jewelry|Men'.")
     if images is not None and not Path(images).is_dir():
         raise UsageError(f"images directory {images} not found; pass an existing directory with --images.")
+    notes: list[str] = [f"removed {stale.name}, left by an interrupted build" for stale in clean_stale_builds(out)]
     _prepare_target(out, force)
     reader = MetadataReader(meta, format=meta_format, strict=strict)  # checks the file, detects the format
     feature_reader = None
@@ -477,8 +611,8 @@ def build_graph(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the graph is an ordinary directory
+    lock = _hold_build_lock(tmp)  # tells a later build that this directory is in use
     result_warnings: list[str] = []
-    notes: list[str] = []
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     try:
@@ -576,7 +710,9 @@ def build_graph(
                 "dropped": dropped,
                 "features": feature_info,
                 "sources": {
-                    "metadata": _source(meta, format=reader.format, lines=reader.lines, sha256=_sha256(meta)),
+                    "metadata": _source(meta, format=reader.format, lines=reader.lines, sha256=_sha256(meta),
+                                        other_format_lines=reader.other_format_lines,
+                                        bad_related=reader.bad_related),  # records kept, malformed relation lists ignored
                     "features": None if feature_reader is None else _source(Path(features), sha256=feature_reader.sha256),
                 },
                 "options": {
@@ -594,10 +730,13 @@ def build_graph(
             table.to_parquet(tmp / "products.parquet", index=False)
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         _move_into_place(tmp, out, force)
+        (out / BUILD_LOCK).unlink(missing_ok=True)
         seconds["write"] = time.perf_counter() - clock
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(lock)
     if feature_reader is None:
         notes.append(
             f"this graph has no image features: commands that need them (train with a visual decoder, neighbours) "

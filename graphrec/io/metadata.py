@@ -19,10 +19,15 @@ lists) and parsed with :func:`json.loads`; anything else falls back to
 :func:`ast.literal_eval`, which stays the reference. :func:`parse_literal` is that
 function; the tests check it against ``ast.literal_eval`` on random inputs.
 
-Bad input: a line that does not parse, is not a dict, or has no ASIN is skipped and
-counted (``reader.bad_lines``); the first few are reported with their line number as
-warnings and in ``reader.messages``. With ``strict=True`` the first one raises a
-:class:`~graphrec.errors.DataError` instead.
+Bad input: a line that does not parse, is not a dict, or has no ASIN (or an ASIN that
+is not valid UTF-8) is skipped and counted (``reader.bad_lines``); the first few are
+reported with their line number as warnings and in ``reader.messages``. With
+``strict=True`` the first one raises a :class:`~graphrec.errors.DataError` instead.
+A record whose ``related`` (or ``also_buy``...) field has the wrong type keeps its other
+fields, loses those relations and is counted in ``reader.bad_related``. A line of the
+other dump's format (a 2014 literal inside a 2018 file, or the reverse) is read by its
+own keys and counted in ``reader.other_format_lines``. Other non-UTF-8 bytes become
+U+FFFD replacement characters.
 
 >>> reader = MetadataReader("meta_Clothing_Shoes_and_Jewelry.json.gz")
 >>> for product in reader:
@@ -344,7 +349,7 @@ def detect_format(path: str | os.PathLike) -> str:
                     return "2018"
             return syntax
     except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise DataError(f"{path}: cannot read the metadata file ({error}); check that it is a complete .json or .json.gz file.") from None
+        raise DataError(f"{path}: cannot read the metadata file, it is damaged or truncated ({error}); check that it is a complete .json or .json.gz file.") from None
     raise DataError(f"metadata file {path} is empty; pass an Amazon meta_*.json(.gz) file with --meta.")
 
 
@@ -365,6 +370,8 @@ class MetadataReader:
     bad_lines: int = 0
     messages: list[str] = field(default_factory=list)
     bytes_read: int = 0
+    bad_related: int = 0
+    other_format_lines: int = 0
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -385,9 +392,19 @@ class MetadataReader:
             self.messages.append(message + "; skipped")
             warnings.warn(message + "; skipped", stacklevel=3)
 
+    def _note(self, number: int, why: str) -> None:
+        """A problem that loses part of a record but not the record (never fatal)."""
+        if len(self.messages) < self.max_warnings:
+            message = f"{self.path}, line {number}: {why}"
+            self.messages.append(message)
+            warnings.warn(message, stacklevel=3)
+
     def __iter__(self) -> Iterator[Product]:
         self.lines, self.bad_lines, self.messages = 0, 0, []  # counts are per pass
+        self.bad_related = self.other_format_lines = 0
         convert = _from_2014 if self.format == "2014" else _from_2018
+        other = _from_2018 if self.format == "2014" else _from_2014
+        own_keys, other_keys = (_KEYS_2014, _KEYS_2018) if self.format == "2014" else (_KEYS_2018, _KEYS_2014)
         parse = parse_literal if self.format == "2014" else _parse_json_line
         lines = _Lines(self.path)
         number = 0
@@ -414,7 +431,20 @@ class MetadataReader:
                 if not isinstance(asin, str) or not asin.strip():
                     self._bad(number, "record has no 'asin'")
                     continue
-                yield convert(record, number)
+                if "\ufffd" in asin:
+                    self._bad(number, f"the ASIN {asin.strip()!r} is not valid UTF-8")
+                    continue
+                read = convert
+                if not record.keys() & own_keys and record.keys() & other_keys:
+                    read = other
+                    self.other_format_lines += 1
+                    self._note(number, f"a record in the {'2018' if self.format == '2014' else '2014'} format inside a "
+                                       f"{self.format} file; read by its own keys")
+                wrong = _wrong_related(record)
+                if wrong:
+                    self.bad_related += 1
+                    self._note(number, f"ASIN {asin.strip()}: {wrong}; those relations are ignored")
+                yield read(record, number)
         except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
             raise DataError(
                 f"{self.path}: the file is damaged or truncated after line {number} ({error}); "
@@ -423,6 +453,19 @@ class MetadataReader:
         finally:
             self.bytes_read = lines.position()
             lines.close()
+
+
+def _wrong_related(record: dict) -> str | None:
+    """Why the relation fields of ``record`` cannot be read (None when they can)."""
+    related = record.get("related")
+    if related is not None and not isinstance(related, dict):
+        return f"'related' is a {type(related).__name__}, not a dict"
+    fields = [(f"related.{name}", related[name]) for name in RELATIONS if name in related] if isinstance(related, dict) else []
+    fields += [(name, record[name]) for name in _RELATIONS_2018 if name in record]
+    for name, value in fields:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            return f"'{name}' is not a list of ASINs"
+    return None
 
 
 def _parse_json_line(text: str) -> Any:
