@@ -273,9 +273,13 @@ def cached_style_index(
     key: str,
     embed_all: Callable[[], np.ndarray],
     kind: str = "auto",
+    rows: int | None = None,
     **options,
 ) -> StyleIndex:
     """Load the style vectors and index from ``cache_dir`` when ``key`` matches, else rebuild.
+
+    A cached file that is damaged, pickled, of another shape than ``rows`` (when given)
+    or not finite is ignored and rebuilt, never trusted.
 
     ``embed_all()`` computes the ``[n, d]`` style vectors (called only on a miss). A cache
     directory that cannot be written (a read-only RUN_DIR) only costs the rebuild;
@@ -288,8 +292,8 @@ def cached_style_index(
     meta = _read_json(meta_path)
     vectors = None
     if meta.get("key") == key and (cache_dir / "style.npy").is_file():
-        vectors = np.load(cache_dir / "style.npy", mmap_mode="r")
-    else:
+        vectors = _load_vectors(cache_dir / "style.npy", rows)
+    if vectors is None:
         meta = {"key": key, "indexes": {}}
     if vectors is None:
         vectors = np.ascontiguousarray(embed_all(), dtype=np.float32)
@@ -301,13 +305,30 @@ def cached_style_index(
         return build_index(vectors, "flat")
     name = f"{resolved}-" + "-".join(f"{k}{v}" for k, v in sorted(options.items()) if k != "threshold") + ".faiss"
     if name in meta.get("indexes", {}) and (cache_dir / name).is_file():
-        index = faiss.read_index(str(cache_dir / name))
-        return StyleIndex(index=index, vectors=np.ascontiguousarray(vectors), kind=faiss_kind(index))
+        try:
+            index = faiss.read_index(str(cache_dir / name))
+        except RuntimeError:  # damaged or foreign: rebuilt below
+            index = None
+        if index is not None and index.ntotal == n and index.d == vectors.shape[1]:
+            return StyleIndex(index=index, vectors=np.ascontiguousarray(vectors), kind=faiss_kind(index))
     built = build_index(vectors, resolved, **options)
     if _try_write(cache_dir, name, lambda path: faiss.write_index(built.index, str(path))):
         meta.setdefault("indexes", {})[name] = {"kind": built.kind, "ntotal": built.ntotal}
     _try_write(cache_dir, "index.json", lambda path: Path(path).write_text(json.dumps(meta, indent=2)))
     return built
+
+
+def _load_vectors(path: Path, rows: int | None) -> np.ndarray | None:
+    """The cached ``style.npy`` (memory-mapped) when it is a sane float32 matrix, else None."""
+    try:
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if vectors.ndim != 2 or vectors.dtype != np.float32 or (rows is not None and vectors.shape[0] != rows):
+        return None
+    if not np.isfinite(vectors).all():
+        return None
+    return vectors
 
 
 def faiss_kind(index: faiss.Index) -> str:

@@ -104,7 +104,7 @@ class Recommender:
             run.graph.require_features(f"neighbours with the {run.model.name} decoder")
             key = cache_key(run.path / MODEL, _graph_fingerprint(run))
             cache_dir = run.path / "index" if cache else None
-            rec.index = cached_style_index(cache_dir, key, rec._embed_all, kind=kind)
+            rec.index = cached_style_index(cache_dir, key, rec._embed_all, kind=kind, rows=rec.graph.num_nodes)
         return rec
 
     @property
