@@ -443,6 +443,24 @@ def read_sidecar(features: str | Path) -> dict | None:
     return sidecar
 
 
+def _check_features_finished(features: Path, sidecar: dict | None, records: int) -> None:
+    """Refuse a features file that extract-features has not finished writing: its
+    ``<file>.parts`` folder still exists, or its sidecar counts other records (a run killed
+    after writing the file but before its sidecar), so the recorded network may be wrong."""
+    parts = Path(str(features) + ".parts")
+    if parts.is_dir():
+        raise DataError(
+            f"{features} is still being written by extract-features or its run was interrupted ({parts} exists); "
+            "run the same extract-features command again to finish it, then build the graph."
+        )
+    expected = (sidecar or {}).get("num_images")
+    if isinstance(expected, int) and expected != records:
+        raise DataError(
+            f"{features} has {records} records but its sidecar {features}.json describes {expected} images; "
+            "the two do not belong together. Run extract-features again, or delete the sidecar if the file is right."
+        )
+
+
 def find_images(images_dir: str | Path) -> dict[str, str]:
     """``{ASIN: absolute path}`` for the files ``<ASIN>.<jpg|jpeg|png|webp>`` (any case)
     directly inside ``images_dir``; symlinks leading outside it are ignored."""
@@ -607,6 +625,8 @@ def build_graph(
     if features is not None:
         feature_reader = BinaryFeatureReader(features, dim=feature_dim, copy=False)
     sidecar = read_sidecar(features) if features is not None else None
+    if features is not None:
+        _check_features_finished(Path(features), sidecar, feature_reader.num_records)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))

@@ -1,0 +1,279 @@
+"""Kill -9 in the middle of build-graph, extract-features and train.
+
+Each command runs in a subprocess with one internal step wrapped so that it announces
+itself (a "ready" file) and waits there: the test then sends SIGKILL at exactly that
+point, which is what a user's ``kill -9`` or an out-of-memory kill would do. Afterwards
+no output looks complete when it is not, and the same command started again finishes
+the job (extract-features without recomputing finished images).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.errors import DataError, UsageError
+from graphrec.graph import build_graph, clean_stale_builds, load_graph
+from graphrec.io.features import read_features
+from test_bad_input import DIM, asin, features_for, good_lines, write_b, write_meta
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_and_kill(tmp_path: Path, body: str, timeout: float = 120.0) -> None:
+    """Run ``body`` (Python; ``READY`` is the path to touch, then it should hang) in a
+    subprocess, wait until it is ready and kill it with SIGKILL."""
+    ready = tmp_path / f"ready-{time.monotonic_ns()}"
+    script = tmp_path / "victim.py"
+    script.write_text(f"import os, sys, time\nREADY = {str(ready)!r}\n" + textwrap.dedent(body))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(ready):
+            if proc.poll() is not None:
+                raise AssertionError(f"the victim ended before it was killed:\n{proc.stdout.read().decode()}")
+            if time.monotonic() > deadline:
+                raise AssertionError("the victim never reached the point where it is killed")
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+HANG = "open(READY, 'w').close(); time.sleep(600)"
+
+
+# ----------------------------------------------------------------------------- build-graph
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    meta = write_meta(tmp_path / "meta.json.gz", good_lines(12))
+    b = write_b(tmp_path / "f.b", [asin(i) for i in range(12)], features_for(12))
+    return meta, b
+
+
+def _kill_build_during_edges(tmp_path, meta, b, out, *extra):
+    start_and_kill(tmp_path, f"""
+        import graphrec.graph as graph
+        def hang(*args, **kwargs):
+            {HANG}
+        graph._edges = hang  # the edge pass: features.npy is already half of the temp directory
+        from graphrec.cli import app
+        app(["build-graph", "--meta", {str(meta)!r}, "--features", {str(b)!r}, "--feature-dim", "{DIM}",
+             "-o", {str(out)!r}, "-q", *{list(extra)!r}])
+    """)
+
+
+def test_build_graph_killed_leaves_no_graph_and_the_next_build_cleans_up(tmp_path, inputs):
+    meta, b = inputs
+    out = tmp_path / "graph"
+    _kill_build_during_edges(tmp_path, meta, b, out)
+    assert not out.exists()  # nothing that looks like a graph
+    leftovers = list(tmp_path.glob(".graph.building-*"))
+    assert len(leftovers) == 1 and (leftovers[0] / "features.npy").exists()
+    assert not (leftovers[0] / "manifest.json").exists()
+    result = runner.invoke(app, ["info", str(out)])
+    assert result.exit_code != 0 and "not a graph directory" in result.output
+    # the same command again: builds, and removes what the killed build left
+    result = runner.invoke(app, ["build-graph", "--meta", str(meta), "--features", str(b), "--feature-dim", str(DIM),
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "interrupted build" in result.output
+    assert not list(tmp_path.glob(".graph.building-*"))
+    assert load_graph(out).num_nodes == 12
+    assert not (out / ".building.lock").exists()
+
+
+def test_a_running_build_is_never_cleaned_up(tmp_path, inputs):
+    meta, b = inputs
+    out = tmp_path / "graph"
+    ready = tmp_path / "ready-live"
+    script = tmp_path / "live.py"
+    script.write_text(textwrap.dedent(f"""
+        import time
+        import graphrec.graph as graph
+        def hang(*args, **kwargs):
+            open({str(ready)!r}, 'w').close(); time.sleep(600)
+        graph._edges = hang
+        graph.build_graph({str(meta)!r}, {str(out)!r}, {str(b)!r}, feature_dim={DIM}, quiet=True)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        building = list(tmp_path.glob(".graph.building-*"))
+        assert len(building) == 1
+        assert clean_stale_builds(out, grace_seconds=0) == []  # alive: its lock is held
+        assert building[0].is_dir()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert clean_stale_builds(out) == building  # dead now: removed at once, no grace period needed
+    assert not building[0].exists()
+
+
+def test_a_killed_force_rebuild_never_loses_the_old_graph(tmp_path, inputs):
+    meta, b = inputs
+    out = tmp_path / "graph"
+    build_graph(meta, out, b, feature_dim=DIM, quiet=True)
+    before = (out / "manifest.json").read_text()
+    # killed between moving the old graph aside and moving the new one in
+    start_and_kill(tmp_path, f"""
+        import graphrec.graph as graph
+        real = os.rename
+        def rename(src, dst):
+            real(src, dst)
+            if ".old-" in str(dst):
+                {HANG}
+        graph.os.rename = rename
+        graph.build_graph({str(meta)!r}, {str(out)!r}, {str(b)!r}, feature_dim={DIM}, category="Clothing, Shoes & Jewelry",
+                          force=True, quiet=True)
+    """)
+    assert not out.exists()  # the new graph never arrived...
+    assert list(tmp_path.glob(".graph.old-*"))  # ...and the old one is aside
+    # the next build puts the old graph back first, so without --force it refuses to overwrite it
+    result = runner.invoke(app, ["build-graph", "--meta", str(meta), "-o", str(out), "-q"])
+    assert result.exit_code == 2 and "already exists" in result.output
+    assert (out / "manifest.json").read_text() == before
+    assert load_graph(out).num_nodes == 12
+    assert not list(tmp_path.glob(".graph.building-*"))
+
+
+# ----------------------------------------------------------------------------- extract-features
+
+
+N_IMAGES = 8
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(N_IMAGES):
+        Image.fromarray(rng.integers(0, 255, (36, 36, 3), dtype=np.uint8)).save(folder / f"{asin(i)}.png")
+    (folder / f"{asin(N_IMAGES)}.jpg").write_bytes(b"not an image")
+    return folder
+
+
+def _extract_call(images, out) -> str:
+    return (f"extract_features(images={str(images)!r}, out={str(out)!r}, weights='random', seed=0, batch_size=2, "
+            f"chunk_images=2, workers=0, quiet=True)")
+
+
+class CountingExtractor:
+    """The real network, counting how many images go through it."""
+
+    def __init__(self):
+        from graphrec.vision import Fc7Extractor, RandomWeightsWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RandomWeightsWarning)
+            self.inner = Fc7Extractor("random", seed=0)
+        self.images = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def forward(self, batch):
+        self.images += len(batch)
+        return self.inner.forward(batch)
+
+
+def test_extract_features_killed_resumes_without_recomputing(tmp_path, images):
+    out = tmp_path / "features.b"
+    start_and_kill(tmp_path, f"""
+        import graphrec.extract as extract
+        real = extract._write_atomic
+        done = []
+        def write_atomic(path, text):
+            real(path, text)
+            if path.name.startswith("part-") and path.suffix == ".json":
+                done.append(path)
+                if len(done) == 2:  # two chunks of two images are finished
+                    {HANG}
+        extract._write_atomic = write_atomic
+        from graphrec.extract import extract_features
+        {_extract_call(images, out)}
+    """)
+    assert not out.exists() and not Path(str(out) + ".json").exists()  # nothing looks finished
+    assert Path(str(out) + ".parts").is_dir()
+    # build-graph refuses the unfinished features rather than guessing
+    meta = write_meta(tmp_path / "meta.json.gz", good_lines(N_IMAGES))
+    with pytest.raises((DataError, UsageError)):
+        build_graph(meta, tmp_path / "graph", out, quiet=True)
+
+    from graphrec.extract import extract_features
+
+    counting = CountingExtractor()
+    result = extract_features(images=images, out=out, batch_size=2, chunk_images=2, workers=0, quiet=True,
+                              extractor=counting)
+    assert result.resumed == 4 and result.extracted == N_IMAGES - 4
+    assert counting.images == N_IMAGES - 4  # finished images were not recomputed
+    assert result.num_images == N_IMAGES and sum(result.skipped.values()) == 1
+    assert not Path(str(out) + ".parts").exists()
+
+    reference = tmp_path / "reference.b"
+    extract_features(images=images, out=reference, batch_size=2, chunk_images=2, workers=0, quiet=True,
+                     extractor=CountingExtractor())
+    got_asins, got = read_features(out, dim=4096)
+    want_asins, want = read_features(reference, dim=4096)
+    assert got_asins == want_asins == [asin(i) for i in range(N_IMAGES)]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    sidecar = json.loads(Path(str(out) + ".json").read_text())
+    assert sidecar["num_images"] == N_IMAGES
+    assert build_graph(meta, tmp_path / "graph", out, quiet=True).manifest["num_nodes"] == N_IMAGES
+
+
+def test_extract_killed_before_its_sidecar_is_not_mistaken_for_finished(tmp_path, images):
+    out = tmp_path / "features.b"
+    from graphrec.extract import extract_features
+
+    # an earlier, complete file made by another network sits at the same place
+    extract_features(images=images, out=out, weights="random", seed=7, batch_size=4, workers=0, quiet=True)
+    old_sidecar = json.loads(Path(str(out) + ".json").read_text())
+    start_and_kill(tmp_path, f"""
+        import graphrec.extract as extract
+        real = extract._write_atomic
+        def write_atomic(path, text):
+            if path.name.endswith(".b.json"):  # the new file is in place, its sidecar not yet
+                {HANG}
+            real(path, text)
+        extract._write_atomic = write_atomic
+        from graphrec.extract import extract_features
+        {_extract_call(images, out)}
+    """)
+    assert json.loads(Path(str(out) + ".json").read_text()) == old_sidecar  # stale: says seed 7
+    meta = write_meta(tmp_path / "meta.json.gz", good_lines(N_IMAGES))
+    with pytest.raises(DataError, match="interrupted"):
+        build_graph(meta, tmp_path / "graph", out, quiet=True)  # would record the wrong network
+    counting = CountingExtractor()
+    result = extract_features(images=images, out=out, batch_size=2, chunk_images=2, workers=0, quiet=True,
+                              extractor=counting)
+    assert counting.images == 0 and result.spec["seed"] == 0
+    assert json.loads(Path(str(out) + ".json").read_text())["extractor"]["seed"] == 0
+    assert build_graph(meta, tmp_path / "graph", out, quiet=True).manifest["features"]["extractor"]["seed"] == 0
