@@ -71,7 +71,11 @@ def rank_candidates(scores: Tensor, mask: Tensor, seed: int = 0) -> Tensor:
 def ranking_metrics(scores: Tensor, relevant: Tensor, mask: Tensor, k: int = RANK_K, seed: int = 0) -> dict[str, float]:
     """hit@k, MRR and NDCG@k for ``scores`` ``[Q, L]`` (higher = more likely a partner),
     ``relevant`` ``[Q, L]`` marking true partners and ``mask`` marking real slots."""
-    from torch_geometric.metrics import LinkPredHitRatio, LinkPredMRR, LinkPredNDCG
+    import warnings
+
+    with warnings.catch_warnings():  # torch_geometric's import trips torch.jit deprecation warnings
+        warnings.simplefilter("ignore", FutureWarning)
+        from torch_geometric.metrics import LinkPredHitRatio, LinkPredMRR, LinkPredNDCG
 
     if scores.numel() == 0:
         return {f"hit@{k}": float("nan"), "mrr": float("nan"), f"ndcg@{k}": float("nan"), "queries": 0}
