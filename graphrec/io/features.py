@@ -9,8 +9,9 @@ How bad input is handled (documented in the README):
 * file size not a multiple of the record size -> :class:`DataError` before any
   record is read, naming the byte offset of the incomplete record: the file is
   truncated or ``dim`` is wrong, and guessing would silently misalign every row;
-* an ASIN that is not printable ASCII -> the record is dropped and counted as
-  ``bad_asin`` (its byte offset is in the first few warnings);
+* an ASIN that is not printable ASCII (NUL or space padding is allowed before and after
+  it, not inside) -> the record is dropped and counted as ``bad_asin`` (its byte offset is
+  in the first few warnings);
 * NaN or infinite values -> the record is dropped and counted as ``non_finite``
   (its ASIN is in the first few warnings).
 
@@ -159,6 +160,10 @@ class BinaryFeatureReader:
                 pad = (codes == 0) | (codes == 0x20)
                 printable = (codes > 0x20) & (codes < 0x7F)
                 bad_asin = ~(printable | pad).all(axis=1) | pad.all(axis=1)
+                # padding only around the ASIN, never inside it ("AB CD" or "AB\0CD" is no ASIN)
+                first = printable.argmax(axis=1)
+                last = ASIN_BYTES - 1 - printable[:, ::-1].argmax(axis=1)
+                bad_asin |= (last - first + 1) != printable.sum(axis=1)
                 for i in np.flatnonzero(bad_asin):
                     keep[i] = False
                     self._note("bad_asin", f"{self.path}: record at byte offset {offsets[i]} has a non-ASCII ASIN {bytes(asin_bytes[i])!r}; dropped")
@@ -167,10 +172,10 @@ class BinaryFeatureReader:
                     keep[i] = False
                     self._note("non_finite", f"{self.path}: ASIN {asin_bytes[i].decode('ascii').strip()} (byte offset {offsets[i]}) has NaN or infinite values; dropped")
                 if keep.all():
-                    asins = [a.decode("ascii").strip() for a in asin_bytes]
+                    asins = [a.decode("ascii").strip("\0 ") for a in asin_bytes]
                     values = block["x"].copy() if self.copy else block["x"]
                 else:
-                    asins = [a.decode("ascii").strip() for a in asin_bytes[keep]]
+                    asins = [a.decode("ascii").strip("\0 ") for a in asin_bytes[keep]]
                     values = block["x"][keep]
                 yield FeatureChunk(asins=asins, values=values, offsets=offsets[keep])
                 start += got

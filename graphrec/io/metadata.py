@@ -146,6 +146,8 @@ def parse_literal(text: str) -> Any:
     rejects goes to :func:`ast.literal_eval`, so the result is always what
     ``literal_eval`` gives. Raises ``ValueError``/``SyntaxError`` like it.
     """
+    if "\n" in text or "\r" in text:  # several lines: Python's indentation rules decide, so the reference does
+        return _literal_eval(text)
     text = text.strip()
     try:
         if '"' not in text and "\\" not in text:
@@ -157,6 +159,10 @@ def parse_literal(text: str) -> Any:
         return json.loads(candidate)
     except (_NotPlain, ValueError, RecursionError):
         pass
+    return _literal_eval(text)
+
+
+def _literal_eval(text: str) -> Any:
     with warnings.catch_warnings():  # e.g. "invalid escape sequence" from the compiler
         warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
         return ast.literal_eval(text)
@@ -348,7 +354,7 @@ def detect_format(path: str | os.PathLike) -> str:
                 if keys & _KEYS_2018 and not keys & _KEYS_2014:
                     return "2018"
             return syntax
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise DataError(f"{path}: cannot read the metadata file, it is damaged or truncated ({error}); check that it is a complete .json or .json.gz file.") from None
     raise DataError(f"metadata file {path} is empty; pass an Amazon meta_*.json(.gz) file with --meta.")
 
