@@ -249,11 +249,11 @@ def test_extract_features_killed_resumes_without_recomputing(tmp_path, images):
     assert build_graph(meta, tmp_path / "graph", out, quiet=True).manifest["num_nodes"] == N_IMAGES
 
 
-def test_extract_killed_before_its_sidecar_is_not_mistaken_for_finished(tmp_path, images):
-    out = tmp_path / "features.b"
+def _kill_before_the_sidecar(tmp_path, images, out) -> dict:
+    """An earlier file from another network (seed 7) at ``out``, then a seed-0 run killed
+    after renaming its new file into place but before writing its sidecar. Returns the old sidecar."""
     from graphrec.extract import extract_features
 
-    # an earlier, complete file made by another network sits at the same place
     extract_features(images=images, out=out, weights="random", seed=7, batch_size=4, workers=0, quiet=True)
     old_sidecar = json.loads(Path(str(out) + ".json").read_text())
     start_and_kill(tmp_path, f"""
@@ -267,6 +267,14 @@ def test_extract_killed_before_its_sidecar_is_not_mistaken_for_finished(tmp_path
         from graphrec.extract import extract_features
         {_extract_call(images, out)}
     """)
+    return old_sidecar
+
+
+def test_extract_killed_before_its_sidecar_is_not_mistaken_for_finished(tmp_path, images):
+    from graphrec.extract import extract_features
+
+    out = tmp_path / "features.b"
+    old_sidecar = _kill_before_the_sidecar(tmp_path, images, out)
     assert json.loads(Path(str(out) + ".json").read_text()) == old_sidecar  # stale: says seed 7
     meta = write_meta(tmp_path / "meta.json.gz", good_lines(N_IMAGES))
     with pytest.raises(DataError, match="interrupted"):
@@ -277,3 +285,15 @@ def test_extract_killed_before_its_sidecar_is_not_mistaken_for_finished(tmp_path
     assert counting.images == 0 and result.spec["seed"] == 0
     assert json.loads(Path(str(out) + ".json").read_text())["extractor"]["seed"] == 0
     assert build_graph(meta, tmp_path / "graph", out, quiet=True).manifest["features"]["extractor"]["seed"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "extract.py renames OUT into place before it writes OUT.json, so a kill between the two leaves the new "
+    "features beside the previous run's sidecar (naming another network). build-graph refuses the pair while "
+    "OUT.parts exists and rerunning the command repairs it, but the fix belongs in extract.py: remove the old "
+    "sidecar before replacing OUT (or write the sidecar first)."))
+def test_extract_output_and_sidecar_always_agree_after_a_kill(tmp_path, images):
+    out = tmp_path / "features.b"
+    _kill_before_the_sidecar(tmp_path, images, out)
+    sidecar = Path(str(out) + ".json")
+    assert not sidecar.exists() or json.loads(sidecar.read_text())["extractor"]["seed"] == 0
