@@ -39,6 +39,7 @@ from graphrec.sampling import PairSplit, fresh_negatives, split_pairs
 __all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "default_run_dir", "plot_history"]
 
 FLOAT32_LIMIT = 2 << 30  # bytes: larger feature matrices are kept as float16 while training
+CALIBRATION_PAIRS = 50_000  # training pairs (a fixed random subset) used to re-choose the threshold
 
 
 @dataclass
@@ -58,7 +59,7 @@ class TrainOptions:
 #: Per-decoder defaults, chosen on the synthetic benchmark (benchmarks/bench_train.py).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mahalanobis": {"epochs": 30, "lr": 0.003, "batch_size": 4096, "weight_decay": 1e-3, "patience": 6, "ema": 0.9},
-    "wnn": {"epochs": 30, "lr": 0.01, "batch_size": 4096, "weight_decay": 0.0, "patience": 6, "ema": 0.9},
+    "wnn": {"epochs": 20, "lr": 0.01, "batch_size": 4096, "weight_decay": 0.0, "patience": 6, "ema": 0.9},
     "fm": {"epochs": 40, "lr": 0.02, "batch_size": 4096, "weight_decay": 1e-5, "patience": 6, "ema": 0.0},
     "euclidean": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0},
     "category-tree": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0},
@@ -138,6 +139,8 @@ def fit_model(
     ema = float(settings.get("ema") or 0.0)
     average = [p.detach().clone() for p in params] if ema > 0 else None
     positives = split.train_positives
+    pick = torch.randperm(len(split.train_pairs), generator=torch.Generator().manual_seed(seed))[:CALIBRATION_PAIRS]
+    calibration_pairs, calibration_labels = split.train_pairs[pick], split.train_labels[pick]
     fixed_negatives = split.train_pairs[split.train_labels < 0.5]
     history: list[dict[str, float]] = []
     best: tuple[float, float] = (-1.0, -1.0)
@@ -176,7 +179,7 @@ def fit_model(
                 _swap(params, average)
             offset, train_accuracy = 0.0, correct / max(len(pairs), 1)
             if settings["calibrate"]:
-                offset, train_accuracy = best_offset(_chunked_logits(model, inputs, split.train_pairs), split.train_labels)
+                offset, train_accuracy = best_offset(_chunked_logits(model, inputs, calibration_pairs), calibration_labels)
             val = binary_metrics(torch.sigmoid(_chunked_logits(model, inputs, split.val_pairs) + offset), split.val_labels)
             row = {"epoch": epoch, "loss": total_loss / max(len(pairs), 1), "train_accuracy": train_accuracy,
                    "val_accuracy": val["accuracy"], "val_auc": val["auc"], "seconds": time.perf_counter() - started}

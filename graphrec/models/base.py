@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from graphrec.graph import Graph
 
-__all__ = ["LinkModel", "MetricModel", "feature_rows", "PAIR_CHUNK", "ROW_CHUNK"]
+__all__ = ["LinkModel", "MetricModel", "feature_rows", "pair_distances", "PAIR_CHUNK", "ROW_CHUNK"]
 
 PAIR_CHUNK = 65_536  # pairs scored at once by predict_proba
 ROW_CHUNK = 4_096  # feature rows converted to float32 at once
@@ -161,18 +161,23 @@ class MetricModel(LinkModel):
             style, local = self.embed_chunked(inputs), pairs
         else:
             style = self.embed_chunked(inputs[nodes])
-        diff = style[local[:, 0]] - style[local[:, 1]]
-        return self.shift - (diff * diff).sum(-1)
+        return self.shift - pair_distances(style, local)
 
     @torch.no_grad()
     def predict_proba(self, graph: Graph, pairs: Tensor) -> Tensor:
         pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
         nodes, local = torch.unique(pairs, return_inverse=True)
         style = self.embed_nodes(graph, nodes)
-        local = local.reshape(-1, 2)
-        out = torch.empty(len(pairs))
-        for start in range(0, len(pairs), PAIR_CHUNK):
-            part = local[start : start + PAIR_CHUNK]
-            diff = style[part[:, 0]] - style[part[:, 1]]
-            out[start : start + len(part)] = torch.sigmoid(self.shift - (diff * diff).sum(-1))
-        return out
+        return torch.sigmoid(self.shift - pair_distances(style, local.reshape(-1, 2)))
+
+
+def pair_distances(style: Tensor, pairs: Tensor) -> Tensor:
+    """||style[i] - style[j]||^2 for each row (i, j) of ``pairs``, in chunks small enough
+    that the gathered rows stay around 32 MB even for 4096-d styles."""
+    chunk = max(256, (1 << 23) // max(style.shape[1], 1))
+    parts = []
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start : start + chunk]
+        diff = style[part[:, 0]] - style[part[:, 1]]
+        parts.append((diff * diff).sum(-1))
+    return torch.cat(parts) if parts else style.new_zeros(0)
