@@ -94,6 +94,7 @@ class Product:
     sales_rank: Any = None
     image_url: str | None = None
     line: int = 0
+    bad_related: bool = False  # a relation field had the wrong type and was (partly) ignored
 
 
 # --------------------------------------------------------------------------- parsing
@@ -204,6 +205,10 @@ def _asin_list(value: Any) -> list[str]:
     return [item.strip() for item in value if isinstance(item, str) and item.strip()]
 
 
+def _is_asin_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and set(map(type, value)) <= {str}
+
+
 def _path(value: Any) -> list[str]:
     if isinstance(value, str):
         value = [value]
@@ -229,6 +234,7 @@ def _from_2014(record: dict, line: int) -> Product:
         for name in RELATIONS:
             if name in related:
                 relations[name] = _asin_list(related[name])
+    bad = related is not None and (not isinstance(related, dict) or not all(map(_is_asin_list, related.values())))
     categories = record.get("categories")
     paths = [p for p in (_path(c) for c in categories) if p] if isinstance(categories, (list, tuple)) else []
     return Product(
@@ -241,11 +247,13 @@ def _from_2014(record: dict, line: int) -> Product:
         sales_rank=record.get("salesRank"),
         image_url=_first_url(record.get("imUrl")),
         line=line,
+        bad_related=bad,
     )
 
 
 def _from_2018(record: dict, line: int) -> Product:
     relations = {ours: _asin_list(record[theirs]) for theirs, ours in _RELATIONS_2018.items() if theirs in record}
+    bad = not all(_is_asin_list(record[theirs]) for theirs in _RELATIONS_2018 if theirs in record)
     path = _path(record.get("category"))
     image = None
     for key in ("imageURLHighRes", "imageURL", "image", "imUrl"):
@@ -262,6 +270,7 @@ def _from_2018(record: dict, line: int) -> Product:
         sales_rank=record.get("rank", record.get("salesRank")),
         image_url=image,
         line=line,
+        bad_related=bad,
     )
 
 
@@ -446,11 +455,11 @@ class MetadataReader:
                     self.other_format_lines += 1
                     self._note(number, f"a record in the {'2018' if self.format == '2014' else '2014'} format inside a "
                                        f"{self.format} file; read by its own keys")
-                wrong = _wrong_related(record)
-                if wrong:
+                product = read(record, number)
+                if product.bad_related:
                     self.bad_related += 1
-                    self._note(number, f"ASIN {asin.strip()}: {wrong}; those relations are ignored")
-                yield read(record, number)
+                    self._note(number, f"ASIN {product.asin}: {_wrong_related(record)}; those relations are ignored")
+                yield product
         except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
             raise DataError(
                 f"{self.path}: the file is damaged or truncated after line {number} ({error}); "
@@ -461,17 +470,17 @@ class MetadataReader:
             lines.close()
 
 
-def _wrong_related(record: dict) -> str | None:
-    """Why the relation fields of ``record`` cannot be read (None when they can)."""
+def _wrong_related(record: dict) -> str:
+    """Why the relation fields of ``record`` cannot be read (for a record known to be wrong)."""
     related = record.get("related")
     if related is not None and not isinstance(related, dict):
         return f"'related' is a {type(related).__name__}, not a dict"
     fields = [(f"related.{name}", related[name]) for name in RELATIONS if name in related] if isinstance(related, dict) else []
     fields += [(name, record[name]) for name in _RELATIONS_2018 if name in record]
     for name, value in fields:
-        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+        if not _is_asin_list(value):
             return f"'{name}' is not a list of ASINs"
-    return None
+    return "a relation field is not a list of ASINs"
 
 
 def _parse_json_line(text: str) -> Any:
