@@ -321,10 +321,10 @@ def _extract_shard(todo: list[ImageItem], parts: Path, rank: int, number: int, e
     return extracted, skips, problems
 
 
-def _assemble(out: Path, parts: Path, items: list[ImageItem]) -> int:
+def _assemble(out: Path, parts: Path, items: list[ImageItem]) -> tuple[Path, int]:
     """Write every listed image's record from the complete chunks into ``out.tmp`` in
     the order of ``items`` (the single-process order, whatever rank or run made each
-    chunk), then rename it to ``out``. Returns the number of records."""
+    chunk). Returns (that temporary file, the number of records)."""
     position = {item.asin: i for i, item in enumerate(items)}
     dtype = record_dtype(FC7_DIM)
     chunks: list[np.ndarray] = []
@@ -354,8 +354,7 @@ def _assemble(out: Path, parts: Path, items: list[ImageItem]) -> int:
             target.write(chunks[int(table[start, 1])][int(table[start, 2]) : int(table[stop - 1, 2]) + 1].tobytes())
             start = stop
     del chunks
-    os.replace(tmp, out)
-    return len(table)
+    return tmp, len(table)
 
 
 def extract_features(
@@ -436,14 +435,17 @@ def extract_features(
         problems += [line for rank_lines in ctx.all_gather_object(run_problems) for line in rank_lines]
 
         def finish() -> tuple[int, dict[str, int]]:
-            total = _assemble(out, parts, items)
+            tmp, total = _assemble(out, parts, items)
             listed = {item.asin for item in items}
             _, skipped_all, _ = _parts_state(parts)
             bad_images = {a: r for a, r in sorted(skipped_all.items()) if a in listed}
             all_skips = dict(sorted((skipped + Counter(bad_images.values())).items()))
             sidecar = {"extractor": spec, **source, "num_images": total, "skipped": all_skips,
                        "skipped_images": bad_images}
+            # the sidecar first, then the file: until OUT.parts is gone (last), build-graph
+            # refuses the pair, and the same command finishes the job
             _write_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
+            os.replace(tmp, out)
             shutil.rmtree(parts, ignore_errors=True)
             return total, all_skips
 
