@@ -229,8 +229,13 @@ def _print_metrics(title: str, metrics: dict) -> None:
     table = Table(title=title, title_justify="left")
     for column in ("split", "metric", "value"):
         table.add_column(column, justify="right" if column == "value" else "left")
+    ranking = ("hit@10", "mrr", "ndcg@10")
     for section, name, value in format_metrics(metrics):
-        label = {"test_random_candidates": "test (random candidates)", "test": f"test ({metrics.get('candidates', 100)} nearest candidates)"}.get(section, section)
+        label = section
+        if section == "test_random_candidates":
+            label = f"test, {metrics.get('candidates', 100)} random candidates"
+        elif section == "test" and name in ranking:
+            label = f"test, {metrics.get('candidates', 100)} nearest candidates"
         table.add_row(label, name, value)
     console.print(table)
     if "train_seconds" in metrics:
@@ -339,7 +344,10 @@ def sweep_command(
     for column in table.columns:
         shown.add_column(column, justify="left" if column == "decoder" else "right")
     for row in table.astype(object).itertuples(index=False):
-        shown.add_row(*["-" if pd.isna(v) else (f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
+        shown.add_row(*[
+            "-" if pd.isna(v) else f"{v:.1f}" if column == "train_seconds" else f"{v:.4f}" if isinstance(v, float) else str(v)
+            for column, v in zip(table.columns, row)
+        ])
     console.print(shown)
 
 

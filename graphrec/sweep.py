@@ -55,8 +55,12 @@ def to_markdown(table: pd.DataFrame) -> str:
             return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
         return str(value)
 
+    def seconds(value: Any) -> str:
+        return "-" if value is None or pd.isna(value) else f"{value:.1f}"
+
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.astype(object).itertuples(index=False)]
+    for row in table.astype(object).itertuples(index=False):
+        lines.append("| " + " | ".join(seconds(v) if c == "train_seconds" else cell(v) for c, v in zip(table.columns, row)) + " |")
     return "\n".join(lines) + "\n"
 
 
