@@ -40,11 +40,13 @@ __all__ = [
     "fresh_negatives",
     "query_partners",
     "knn_candidates",
+    "nearest_rows",
     "random_candidates",
 ]
 
 MAX_TRAIN_PAIRS = 2_000_000
 MIN_EDGES = 10
+KNN_CHUNK = 65_536  # feature rows searched at once (a multiple of faiss's 1024-row blocks)
 
 
 def pair_keys(pairs: Tensor, num_nodes: int) -> Tensor:
@@ -198,23 +200,41 @@ def _assemble(queries: Tensor, partners: list[Tensor], negatives: list[list[int]
 
 def knn_candidates(graph: Graph, split: PairSplit, queries: Tensor, partners: list[Tensor], n: int = 100) -> CandidateSets:
     """Held-out partners plus each query's ``n`` nearest neighbours (raw features, L2)
-    that are not its partners in any split: hard negatives."""
-    import faiss
-
+    that are not its partners in any split: hard negatives (exact search, streamed
+    over the memory-mapped features by :func:`nearest_rows`)."""
     features = graph.require_features("nearest-neighbour candidate sets")
     known = _all_partners(split, queries)
     degree = max((len(s) for s in known.values()), default=0)
     depth = min(n + degree + 1, graph.num_nodes)
-    index = faiss.IndexFlatL2(features.shape[1])
-    for start in range(0, graph.num_nodes, 8192):
-        index.add(np.ascontiguousarray(features[start : start + 8192], dtype=np.float32))
     query_rows = np.ascontiguousarray(features[np.asarray(queries)], dtype=np.float32)
-    _, found = index.search(query_rows, depth)
+    found = nearest_rows(features, query_rows, depth)
     negatives = []
     for q, row in zip(queries.tolist(), found):
         skip = known[q] | {q}
         negatives.append([int(c) for c in row if c >= 0 and int(c) not in skip][:n])
     return _assemble(queries, partners, negatives, "knn")
+
+
+def nearest_rows(features: np.ndarray, queries: np.ndarray, depth: int, chunk: int | None = None) -> np.ndarray:
+    """Ids ``[Q, depth]`` of the rows of ``features`` nearest (L2) to each query, nearest first.
+
+    Exact, and streamed: ``chunk`` rows (default :data:`KNN_CHUNK`) of the (memory-mapped,
+    float16) matrix become float32 at a time and are merged into the running best, so
+    memory stays at one chunk (a float32 index of 1.5M x 4096 would need 24 GB).
+    """
+    import faiss
+
+    chunk = chunk or KNN_CHUNK
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_d = np.empty((len(queries), 0), dtype=np.float32)
+    best_i = np.empty((len(queries), 0), dtype=np.int64)
+    for start in range(0, features.shape[0], chunk):
+        block = np.ascontiguousarray(features[start : start + chunk], dtype=np.float32)
+        d, i = faiss.knn(queries, block, min(depth, len(block)))
+        d, i = np.concatenate([best_d, d], axis=1), np.concatenate([best_i, i + start], axis=1)
+        order = np.argsort(d, axis=1, kind="stable")[:, :depth]  # earlier rows first on ties
+        best_d, best_i = np.take_along_axis(d, order, axis=1), np.take_along_axis(i, order, axis=1)
+    return best_i
 
 
 def random_candidates(split: PairSplit, queries: Tensor, partners: list[Tensor], n: int = 100, seed: int = 0) -> CandidateSets:

@@ -20,10 +20,12 @@ from __future__ import annotations
 import copy
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -39,6 +41,7 @@ from graphrec.sampling import PairSplit, fresh_negatives, split_pairs
 __all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "default_run_dir", "plot_history"]
 
 FLOAT32_LIMIT = 2 << 30  # bytes: larger feature matrices are kept as float16 while training
+IN_MEMORY_LIMIT = 4 << 30  # bytes: a larger stored matrix is read through its memory map while training
 CALIBRATION_PAIRS = 50_000  # training pairs (a fixed random subset) used to re-choose the threshold
 
 
@@ -90,6 +93,12 @@ def _training_inputs(model: LinkModel, graph: Graph) -> Tensor:
         from graphrec.models.base import feature_rows
 
         features = graph.require_features(f"the {model.name} decoder")
+        if isinstance(features, np.memmap) and features.nbytes > IN_MEMORY_LIMIT:
+            # catalogue scale (1.5M x 4096 float16 = 12 GB): no copy; each mini-batch reads
+            # the rows it needs from the page cache, which the kernel may drop under pressure
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # read-only map: training never writes to it
+                return torch.from_numpy(features)
         dtype = torch.float32 if features.shape[0] * features.shape[1] * 4 <= FLOAT32_LIMIT else torch.float16
         return feature_rows(graph, None, dtype=dtype)
     return model.node_inputs(graph)
@@ -216,6 +225,11 @@ def _swap(params: list[torch.nn.Parameter], others: list[Tensor]) -> None:
 
 @torch.no_grad()
 def _chunked_logits(model: LinkModel, inputs: Tensor, pairs: Tensor, chunk: int = 65_536) -> Tensor:
+    if isinstance(model, MetricModel) and len(pairs) > chunk and 2 * len(pairs) > len(inputs):
+        # every chunk would touch most rows: project all rows once (S = XY, a row chunk at a time), then gather
+        from graphrec.models.base import pair_distances
+
+        return model.shift - pair_distances(model.embed_chunked(inputs), pairs)
     parts = [model.logits(inputs, pairs[start : start + chunk]) for start in range(0, len(pairs), chunk)]
     return torch.cat(parts) if parts else torch.empty(0)
 

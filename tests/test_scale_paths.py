@@ -126,3 +126,68 @@ def test_neighbours_index_embeds_in_chunks(graph_dir, tmp_path, monkeypatch):
     distances = ((whole - whole[query]) ** 2).sum(1)
     distances[query] = np.inf
     assert list(table["asin"]) == list(graph.asins[np.argsort(distances, kind="stable")[:5]])
+
+
+def test_nearest_rows_streamed_is_exact(graph_dir):
+    """The streamed hard-negative search (7 rows at a time, float16 memory map) finds the
+    same neighbours, in the same order, as a brute-force search over the whole matrix."""
+    from graphrec.sampling import nearest_rows
+
+    graph = load_graph(graph_dir)
+    x = np.asarray(graph.features, dtype=np.float64)
+    queries = np.array([0, 42, 299, 150])
+    distances = ((x[queries, None, :] - x[None, :, :]) ** 2).sum(-1)
+    expected = np.argsort(distances, axis=1, kind="stable")[:, :25]
+    found = nearest_rows(graph.features, x[queries], 25, chunk=7)
+    assert np.array_equal(found, expected)
+    assert np.array_equal(nearest_rows(graph.features, x[queries], 25), expected)
+
+
+def test_knn_candidates_do_not_depend_on_the_chunk(graph_dir, monkeypatch):
+    import graphrec.sampling as sampling
+
+    graph = load_graph(graph_dir)
+    split = split_pairs(graph, "also_bought", seed=0)
+    queries, partners = sampling.query_partners(split, max_queries=30)
+    whole = sampling.knn_candidates(graph, split, queries, partners, n=20)
+    monkeypatch.setattr(sampling, "KNN_CHUNK", 13)
+    streamed = sampling.knn_candidates(graph, split, queries, partners, n=20)
+    assert torch.equal(whole.candidates, streamed.candidates) and torch.equal(whole.relevant, streamed.relevant)
+
+
+def test_validation_scores_with_one_projection_per_epoch(graph_dir, model):
+    """Scoring many pairs projects every row once (S = XY in row chunks) and gathers: the
+    same logits as scoring chunk by chunk."""
+    from graphrec.models.base import feature_rows
+    from graphrec.train import _chunked_logits
+
+    graph = load_graph(graph_dir)
+    inputs = feature_rows(graph, None)
+    pairs = torch.randint(0, graph.num_nodes, (2000, 2), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        per_chunk = torch.cat([model.logits(inputs, pairs[s : s + 100]) for s in range(0, len(pairs), 100)])
+    once = _chunked_logits(model, inputs, pairs, chunk=100)  # 2000 pairs > 100 and touch most of 300 rows
+    torch.testing.assert_close(once, per_chunk, rtol=1e-5, atol=1e-5)
+
+
+def test_training_from_the_memory_map_matches_in_memory(graph_dir, tmp_path, monkeypatch):
+    """Above IN_MEMORY_LIMIT training reads mini-batch rows from the float16 memory map
+    instead of a float32 copy: the same history and weights (float16 -> float32 is exact)."""
+    import graphrec.train as train_module
+
+    def run(limit, name):
+        monkeypatch.setattr(train_module, "IN_MEMORY_LIMIT", limit)
+        return train_module.train(graph_dir, decoder="mahalanobis", k=4, epochs=2, out_dir=tmp_path / name,
+                                  quiet=True, max_queries=20, candidates=10)
+
+    graph = load_graph(graph_dir)
+    copied = train_module._training_inputs(MahalanobisModel(DIM, 2), graph)
+    assert copied.dtype == torch.float32 and copied.data_ptr() != graph.features.ctypes.data
+    monkeypatch.setattr(train_module, "IN_MEMORY_LIMIT", 0)
+    mapped_inputs = train_module._training_inputs(MahalanobisModel(DIM, 2), graph)
+    assert mapped_inputs.dtype == torch.float16 and mapped_inputs.data_ptr() == graph.features.ctypes.data  # no copy
+    in_memory, mapped = run(1 << 40, "in-memory"), run(0, "mapped")
+    for key, value in in_memory.model.state_dict().items():
+        torch.testing.assert_close(mapped.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+    assert [round(r["val_accuracy"], 6) for r in mapped.history] == [round(r["val_accuracy"], 6) for r in in_memory.history]
+    assert mapped.metrics["test"]["accuracy"] == pytest.approx(in_memory.metrics["test"]["accuracy"], abs=1e-9)
