@@ -259,6 +259,7 @@ def train_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="RUN_DIR to write (default: graphrec-sample/runs/<decoder>-k<k>).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace an existing RUN_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines, only the final table."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run of this same command from its last per-epoch checkpoint (kept in the hidden .<RUN_DIR>.partial folder); ends with the same metrics as an uninterrupted run. Starts from epoch 1 when there is nothing to resume."),
 ) -> None:
     """Train a decoder on one relation under the paper's protocol and write a RUN_DIR.
 
@@ -271,7 +272,7 @@ def train_command(
     run = train(
         graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
         batch_size=batch_size, weight_decay=weight_decay, patience=patience, candidates=candidates, force=force,
-        echo=None if quiet else (lambda line: console.print(line, highlight=False)),
+        echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
     )
     _print_metrics(f"{decoder} K={k} on {relation}", run.metrics)
     console.print(f"run written to {run.path}", highlight=False)

@@ -93,7 +93,10 @@ def load_model(run_dir: str | Path, config: dict | None = None) -> LinkModel:
     path = Path(run_dir)
     config = config if config is not None else _read_config(path)
     cls = model_class(config["decoder"])
-    model = cls(**config.get("model", {}))
+    try:
+        model = cls(**config.get("model", {}))
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{path / CONFIG} does not describe a valid {config['decoder']} model ({error}); train the run again.") from None
     try:
         state = torch.load(path / MODEL, weights_only=True, map_location="cpu")
     except FileNotFoundError:
@@ -142,7 +145,10 @@ def load_run(run_dir: str | Path, graph: Graph | None = None) -> Run:
             "train the run again on the current graph."
         )
     metrics_file = path / METRICS
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    try:
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    except (ValueError, UnicodeDecodeError):
+        raise DataError(f"{metrics_file} is not valid JSON; run graphrec evaluate {path} or train the run again.") from None
     return Run(path=path, config=config, model=load_model(path, config), graph=graph, metrics=metrics)
 
 
@@ -155,7 +161,7 @@ class RunWriter:
     >>> writer.commit()           # runs/k10 now exists, complete
     """
 
-    def __init__(self, out_dir: str | Path, force: bool = False) -> None:
+    def __init__(self, out_dir: str | Path, force: bool = False, resume: bool = False) -> None:
         self.final = Path(out_dir)
         if self.final.exists() and not force:
             raise UsageError(f"{self.final} already exists; pass --force to replace it or choose another -o directory.")
@@ -164,9 +170,35 @@ class RunWriter:
         self.force = force
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.final.parent / f".{self.final.name}.partial"
-        if self.tmp.exists():  # a stale interrupted run: start over (a --resume would read it instead)
+        #: True when ``resume`` found an interrupted run's checkpoint to continue from
+        self.resumed = bool(resume) and (self.tmp / CHECKPOINT).is_file()
+        if self.tmp.exists() and not self.resumed:  # a stale interrupted run: start over
             shutil.rmtree(self.tmp)
-        self.tmp.mkdir()
+        self.tmp.mkdir(exist_ok=self.resumed)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The interrupted run's last checkpoint (``weights_only=True``: tensors and plain
+        values only, never code), or None when there is nothing to resume."""
+        if not self.resumed:
+            return None
+        file = self.tmp / CHECKPOINT
+        try:
+            state = torch.load(file, weights_only=True, map_location="cpu")
+        except Exception as error:  # damaged, or a pickle that is more than tensors
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            raise DataError(f"{file} cannot be read as a training checkpoint ({first}); delete {self.tmp} "
+                            "or train without --resume.") from None
+        if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or "model" not in state:
+            raise DataError(f"{file} is not a training checkpoint; delete {self.tmp} or train without --resume.")
+        return state
+
+    def read_config(self) -> dict[str, Any]:
+        """``config.json`` of the interrupted run (empty when it has none)."""
+        try:
+            config = json.loads((self.tmp / CONFIG).read_text())
+        except (OSError, ValueError):
+            return {}
+        return config if isinstance(config, dict) else {}
 
     def file(self, name: str) -> Path:
         return self.tmp / name

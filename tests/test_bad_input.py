@@ -473,3 +473,19 @@ def test_debug_shows_the_traceback(run_setup):
     result = runner.invoke(app, ["--debug", "neighbours", "B000000O01", "--run", str(run)])
     assert result.exit_code != 0
     assert result.exception is not None and "not in the graph" in str(result.exception)
+
+
+@pytest.mark.parametrize("damage", ["config model", "metrics"])
+def test_a_damaged_run_dir(run_setup, damage):
+    *_, run = run_setup
+    if damage == "config model":
+        config = json.loads((run / "config.json").read_text())
+        config["model"] = {"feature_dim": DIM, "bogus": 1}
+        (run / "config.json").write_text(json.dumps(config))
+        needle = "config.json"
+    else:
+        (run / "metrics.json").write_text('{"test": {"accuracy": 0.9')
+        needle = "metrics.json"
+    for args in (["neighbours", asin(0), "--run", str(run)], ["evaluate", str(run)]):
+        result = runner.invoke(app, args)
+        assert_clean_error(result, needle, "train the run again", code=1)

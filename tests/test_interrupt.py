@@ -9,6 +9,7 @@ the job (extract-features without recomputing finished images).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -166,7 +167,7 @@ def test_a_killed_force_rebuild_never_loses_the_old_graph(tmp_path, inputs):
 # ----------------------------------------------------------------------------- extract-features
 
 
-N_IMAGES = 8
+N_IMAGES = 6
 
 
 @pytest.fixture
@@ -185,15 +186,25 @@ def _extract_call(images, out) -> str:
             f"chunk_images=2, workers=0, quiet=True)")
 
 
-class CountingExtractor:
-    """The real network, counting how many images go through it."""
+_NETWORKS = {}
 
-    def __init__(self):
-        from graphrec.vision import Fc7Extractor, RandomWeightsWarning
 
+def network(seed: int):
+    """A random-weights AlexNet, built once per seed and session."""
+    from graphrec.vision import Fc7Extractor, RandomWeightsWarning
+
+    if seed not in _NETWORKS:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)
-            self.inner = Fc7Extractor("random", seed=0)
+            _NETWORKS[seed] = Fc7Extractor("random", seed=seed)
+    return _NETWORKS[seed]
+
+
+class CountingExtractor:
+    """The real network (seed 0), counting the images it sees."""
+
+    def __init__(self):
+        self.inner = network(0)
         self.images = 0
 
     def __getattr__(self, name):
@@ -214,7 +225,7 @@ def test_extract_features_killed_resumes_without_recomputing(tmp_path, images):
             real(path, text)
             if path.name.startswith("part-") and path.suffix == ".json":
                 done.append(path)
-                if len(done) == 2:  # two chunks of two images are finished
+                if len(done) == 1:  # one chunk of two images is finished
                     {HANG}
         extract._write_atomic = write_atomic
         from graphrec.extract import extract_features
@@ -232,8 +243,8 @@ def test_extract_features_killed_resumes_without_recomputing(tmp_path, images):
     counting = CountingExtractor()
     result = extract_features(images=images, out=out, batch_size=2, chunk_images=2, workers=0, quiet=True,
                               extractor=counting)
-    assert result.resumed == 4 and result.extracted == N_IMAGES - 4
-    assert counting.images == N_IMAGES - 4  # finished images were not recomputed
+    assert result.resumed == 2 and result.extracted == N_IMAGES - 2
+    assert counting.images == N_IMAGES - 2  # finished images were not recomputed
     assert result.num_images == N_IMAGES and sum(result.skipped.values()) == 1
     assert not Path(str(out) + ".parts").exists()
 
@@ -254,7 +265,7 @@ def _kill_before_the_sidecar(tmp_path, images, out) -> dict:
     after renaming its new file into place but before writing its sidecar. Returns the old sidecar."""
     from graphrec.extract import extract_features
 
-    extract_features(images=images, out=out, weights="random", seed=7, batch_size=4, workers=0, quiet=True)
+    extract_features(images=images, out=out, batch_size=6, workers=0, quiet=True, extractor=network(7))
     old_sidecar = json.loads(Path(str(out) + ".json").read_text())
     start_and_kill(tmp_path, f"""
         import graphrec.extract as extract
@@ -297,3 +308,83 @@ def test_extract_output_and_sidecar_always_agree_after_a_kill(tmp_path, images):
     _kill_before_the_sidecar(tmp_path, images, out)
     sidecar = Path(str(out) + ".json")
     assert not sidecar.exists() or json.loads(sidecar.read_text())["extractor"]["seed"] == 0
+
+
+# ----------------------------------------------------------------------------- train
+
+
+TRAIN_ARGS = ["--decoder", "mahalanobis", "--k", "2", "--epochs", "6", "--patience", "0", "--batch-size", "128",
+              "--seed", "3"]
+
+
+@pytest.fixture
+def train_graph(tmp_path):
+    from test_train import easy_graph, write_graph_dir
+
+    return write_graph_dir(easy_graph(n=80), tmp_path / "graph")
+
+
+def _comparable(run_dir: Path) -> tuple[dict, list]:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics.pop("train_seconds", None)
+    history = [{k: v for k, v in row.items() if k != "seconds"}
+               for row in csv.DictReader((run_dir / "history.csv").open())]
+    return metrics, history
+
+
+def test_train_killed_resumes_to_the_same_metrics(tmp_path, train_graph):
+    reference = tmp_path / "reference"
+    result = runner.invoke(app, ["train", "--graph", str(train_graph), *TRAIN_ARGS, "-o", str(reference)])
+    assert result.exit_code == 0, result.output
+
+    out = tmp_path / "run"
+    start_and_kill(tmp_path, f"""
+        import graphrec.runs as runs
+        real = runs.RunWriter.save_checkpoint
+        def save_checkpoint(self, state):
+            real(self, state)
+            if state["epoch"] == 3:  # killed after the third epoch's checkpoint
+                {HANG}
+        runs.RunWriter.save_checkpoint = save_checkpoint
+        from graphrec.cli import app
+        app(["train", "--graph", {str(train_graph)!r}, *{TRAIN_ARGS!r}, "-o", {str(out)!r}])
+    """)
+    assert not out.exists()  # no RUN_DIR that looks finished
+    partial = tmp_path / ".run.partial"
+    assert (partial / "checkpoint.pt").is_file() and not (partial / "metrics.json").exists()
+    result = runner.invoke(app, ["evaluate", str(out)])
+    assert result.exit_code == 2 and "interrupted" in result.output
+
+    # other options than the interrupted run's: refused, the checkpoint is kept
+    result = runner.invoke(app, ["train", "--graph", str(train_graph), *TRAIN_ARGS, "--lr", "0.5", "-o", str(out), "--resume"])
+    assert result.exit_code == 2 and "other options" in result.output and "Traceback" not in result.output
+    assert (partial / "checkpoint.pt").is_file()
+
+    result = runner.invoke(app, ["train", "--graph", str(train_graph), *TRAIN_ARGS, "-o", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output and "epoch 3" in result.output
+    assert not partial.exists() and not (out / "checkpoint.pt").exists()
+    got, want = _comparable(out), _comparable(reference)
+    assert got[0] == want[0]  # every metric, exactly
+    assert got[1] == want[1]  # and every epoch of the history
+
+
+def test_resume_without_an_interrupted_run_starts_from_the_beginning(tmp_path, train_graph):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--graph", str(train_graph), *TRAIN_ARGS, "-o", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "nothing to resume" in result.output
+    assert (out / "metrics.json").is_file()
+
+
+def test_a_crafted_checkpoint_fails_safely(tmp_path, train_graph):
+    from test_untrusted import crafted_torch_file
+
+    out = tmp_path / "run"
+    partial = tmp_path / ".run.partial"
+    partial.mkdir()
+    marker = tmp_path / "PWNED"
+    crafted_torch_file(partial / "checkpoint.pt", marker, lambda p: {"epoch": 2, "model": p})
+    result = runner.invoke(app, ["train", "--graph", str(train_graph), *TRAIN_ARGS, "-o", str(out), "--resume"])
+    assert result.exit_code == 1 and "checkpoint.pt" in result.output and "Traceback" not in result.output
+    assert not marker.exists() and not out.exists()
