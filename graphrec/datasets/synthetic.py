@@ -160,7 +160,14 @@ _SUBTYPES = {
     ("bag", "Men"): ("Accessories", ("Wallets", "Messenger Bags", "Backpacks")),
     ("bag", "Women"): ("Handbags & Wallets", ("Clutches", "Shoulder Bags", "Totes")),
 }
-_HUE_NAMES = ("Red", "Orange", "Yellow", "Olive", "Green", "Teal", "Blue", "Navy", "Purple", "Pink")
+# Colour names at their HLS hue (the hue the images are drawn with); a title takes the nearest.
+_HUE_NAMES = ("Red", "Orange", "Yellow", "Lime", "Green", "Teal", "Sky Blue", "Blue", "Purple", "Pink")
+_HUE_CENTRES = np.array([0.0, 0.08, 0.16, 0.25, 0.33, 0.47, 0.56, 0.65, 0.77, 0.9])
+
+
+def _hue_name(hue: float) -> str:
+    gap = np.abs(_HUE_CENTRES - hue)
+    return _HUE_NAMES[int(np.argmin(np.minimum(gap, 1.0 - gap)))]
 _NOUNS = {"shoes": "Shoe", "shirt": "Shirt", "trousers": "Trousers", "dress": "Dress", "bag": "Bag"}
 _SINGULAR = {"Oxfords": "Oxford", "Sneakers": "Sneaker", "Boots": "Boot", "Pumps": "Pump", "Wallets": "Wallet",
              "Messenger Bags": "Messenger Bag", "Backpacks": "Backpack", "Clutches": "Clutch",
@@ -556,7 +563,7 @@ def _record(i: int, asins, attrs: _Attributes, brands, listing, rank) -> dict:
     path = [ROOT, gender, branch, leaf] if branch != leaf else [ROOT, gender, branch]
     if branch == "Handbags & Wallets":
         path = [ROOT, gender, branch, leaf]
-    colour = _HUE_NAMES[int(attrs.hue[i] * len(_HUE_NAMES)) % len(_HUE_NAMES)]
+    colour = _hue_name(float(attrs.hue[i]))
     look = ("", "Striped ", "Polka Dot ")[int(attrs.pattern[i])]
     brand = brands[int(attrs.brand[i])] if attrs.brand[i] >= 0 else None
     noun = _SINGULAR.get(leaf, leaf) if kind in ("shoes", "bag") else "Shorts" if leaf == "Shorts" else _NOUNS[kind]
