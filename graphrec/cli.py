@@ -260,6 +260,10 @@ def train_command(
     force: bool = typer.Option(False, "--force", help="Replace an existing RUN_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines, only the final table."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run of this same command from its last per-epoch checkpoint (kept in the hidden .<RUN_DIR>.partial folder); ends with the same metrics as an uninterrupted run. Starts from epoch 1 when there is nothing to resume."),
+    distributed: Optional[bool] = typer.Option(
+        None, "--distributed/--no-distributed", help="DistributedDataParallel over torchrun's processes: each "
+        "computes its share of every mini-batch, rank 0 evaluates and writes RUN_DIR. Default: on when started by "
+        "torchrun with several processes; --distributed fails outside torchrun."),
 ) -> None:
     """Train a decoder on one relation under the paper's protocol and write a RUN_DIR.
 
@@ -267,13 +271,17 @@ def train_command(
     split 80/10/10 by --seed. The epoch with the best validation accuracy is kept. The
     RUN_DIR holds config.json, model.pt, history.csv, metrics.json and curve.png.
     """
+    from graphrec.distributed import is_main_process
     from graphrec.train import train
 
     run = train(
         graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
         batch_size=batch_size, weight_decay=weight_decay, patience=patience, candidates=candidates, force=force,
         echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
+        distributed=distributed,
     )
+    if distributed is not False and not is_main_process():
+        return  # rank 0 reports for every process
     _print_metrics(f"{decoder} K={k} on {relation}", run.metrics)
     console.print(f"run written to {run.path}", highlight=False)
 

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from graphrec import __version__
+from graphrec.distributed import DistContext, init_distributed
 from graphrec.errors import UsageError
 from graphrec.evaluate import binary_metrics, evaluate_model
 from graphrec.graph import Graph, load_graph
@@ -42,6 +43,7 @@ __all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "def
 
 FLOAT32_LIMIT = 2 << 30  # bytes: larger feature matrices are kept as float16 while training
 IN_MEMORY_LIMIT = 4 << 30  # bytes: a larger stored matrix is read through its memory map while training
+MIN_STEPS, MIN_BATCH = 16, 256  # default batch size: at least MIN_STEPS steps per epoch, never below MIN_BATCH
 CALIBRATION_PAIRS = 50_000  # training pairs (a fixed random subset) used to re-choose the threshold
 
 
@@ -121,13 +123,23 @@ def fit_model(
     seed: int = 0,
     on_epoch: Callable[[dict[str, float], dict[str, Any]], None] | None = None,
     quiet: bool = True,
+    resume: dict[str, Any] | None = None,
+    ctx: DistContext | None = None,
 ) -> tuple[list[dict[str, float]], int]:
     """Train ``model`` in place; returns (history rows, best epoch). The best epoch's
     weights (by validation accuracy, then AUC) are loaded back at the end.
 
     ``on_epoch(row, checkpoint)`` is called after every epoch with the history row and a
-    checkpoint dict (model/optimiser/best state, RNG state) that a resume could start from.
+    checkpoint dict (model/optimiser/best state, RNG state); passing the last one as
+    ``resume`` continues after its epoch exactly as if training had never stopped.
     """
+    # Under torchrun (a distributed ``ctx``) every rank draws the same pairs and order from
+    # the seed and computes its strided share of each mini-batch under
+    # DistributedDataParallel; the loss is scaled so that the averaged gradient is the whole
+    # mini-batch's gradient: the same steps as one process, up to float rounding. Training
+    # loss and accuracy are summed over ranks; rank 0's epoch row (hence early stopping) is
+    # shared so that all ranks stop together.
+    ctx = ctx or DistContext()
     started = time.perf_counter()
     if not model.trainable:
         model.fit(graph, split.train_pairs, split.train_labels)
@@ -145,6 +157,7 @@ def fit_model(
     decayed = model.decay_parameters()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=settings["lr"])
+    forward = ctx.wrap_logits(model)  # model.logits, or DistributedDataParallel over it
     ema = float(settings.get("ema") or 0.0)
     average = [p.detach().clone() for p in params] if ema > 0 else None
     positives = split.train_positives
@@ -155,9 +168,22 @@ def fit_model(
     best: tuple[float, float] = (-1.0, -1.0)
     best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
     batch = settings["batch_size"]
+    first = 1
+    if resume is not None:  # continue after the checkpoint's epoch, in the same state
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        if average is not None:
+            for mean, saved in zip(average, resume["average"]):
+                mean.copy_(saved)
+        generator.set_state(resume["rng"])
+        history, best_state, best_epoch = list(resume["history"]), resume["best_state"], resume["best_epoch"]
+        best, stale = tuple(resume["best"]), resume["stale"]
+        first = resume["epoch"] + 1
+        if settings["patience"] and stale >= settings["patience"]:
+            first = settings["epochs"] + 1  # it had already stopped early
     with _progress(quiet) as progress:
-        task = progress.add_task(f"training {model.name}", total=settings["epochs"])
-        for epoch in range(1, settings["epochs"] + 1):
+        task = progress.add_task(f"training {model.name}", total=settings["epochs"], completed=first - 1)
+        for epoch in range(first, settings["epochs"] + 1):
             model.train()
             if epoch == 1 or not settings["fresh_negatives"]:
                 negatives = fixed_negatives
@@ -170,8 +196,10 @@ def fit_model(
             total_loss, correct = 0.0, 0
             for start in range(0, len(pairs), batch):
                 part, target = pairs[start : start + batch], labels[start : start + batch]
-                logits = model.logits(inputs, part)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+                mine = ctx.batch_shard(len(part))  # the whole batch in one process
+                part, target, share = part[mine], target[mine], len(part) / ctx.world_size
+                logits = forward(inputs, part)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum") / share
                 if settings["weight_decay"] and decayed:
                     loss = loss + settings["weight_decay"] * sum((p * p).sum() for p in decayed)
                 optimizer.zero_grad(set_to_none=True)
@@ -181,8 +209,9 @@ def fit_model(
                     with torch.no_grad():
                         for mean, p in zip(average, params):
                             mean.mul_(ema).add_(p.detach(), alpha=1 - ema)
-                total_loss += loss.detach().item() * len(part)
+                total_loss += loss.detach().item() * share
                 correct += int(((logits.detach() > 0).float() == target).sum())
+            total_loss, correct = ctx.all_reduce_sum(total_loss, correct)
             model.eval()
             if average is not None:  # evaluate (and keep) the averaged weights
                 _swap(params, average)
@@ -192,6 +221,7 @@ def fit_model(
             val = binary_metrics(torch.sigmoid(_chunked_logits(model, inputs, split.val_pairs) + offset), split.val_labels)
             row = {"epoch": epoch, "loss": total_loss / max(len(pairs), 1), "train_accuracy": train_accuracy,
                    "val_accuracy": val["accuracy"], "val_auc": val["auc"], "seconds": time.perf_counter() - started}
+            row = ctx.broadcast_object(row)  # every rank takes rank 0's early-stopping decision
             history.append(row)
             score = (val["accuracy"], val["auc"] if val["auc"] == val["auc"] else 0.0)
             if score > best:
@@ -205,7 +235,7 @@ def fit_model(
             if on_epoch:
                 on_epoch(row, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "best_state": best_state, "best_epoch": best_epoch, "history": history,
-                               "rng": generator.get_state()})
+                               "rng": generator.get_state(), "average": average, "best": best, "stale": stale})
             progress.advance(task)
             if settings["patience"] and stale >= settings["patience"]:
                 break
@@ -286,6 +316,24 @@ def plot_history(history: list[dict[str, float]], path: Path, title: str) -> Non
     plt.close(fig)
 
 
+def _checkpoint_to_resume(writer: RunWriter, say: Callable[[str], None], resume: bool, **options: Any) -> dict | None:
+    """The checkpoint ``--resume`` continues from (None: start at epoch 1), after checking
+    that the interrupted run had the same options."""
+    if not resume:
+        return None
+    checkpoint = writer.load_checkpoint()
+    if checkpoint is None:
+        say(f"nothing to resume in {writer.tmp}; training from the start.")
+        return None
+    before = writer.read_config()
+    changed = [f"{key} {before.get(key)!r} -> {value!r}" for key, value in options.items() if before.get(key) != value]
+    if changed:
+        raise UsageError(f"the interrupted run in {writer.tmp} was started with other options ({'; '.join(changed)}); "
+                         "resume with the same options, or drop --resume to start again.")
+    say(f"resuming from the checkpoint of epoch {checkpoint['epoch']} in {writer.tmp}")
+    return checkpoint
+
+
 def train(
     graph: str | Path | Graph | None = None,
     decoder: str = "mahalanobis",
@@ -306,13 +354,17 @@ def train(
     max_queries: int | None = 1000,
     force: bool = False,
     echo: Callable[[str], None] | None = None,
+    resume: bool = False,
+    distributed: bool | None = None,
 ) -> Run:
     """Train ``decoder`` on ``relation`` of ``graph`` and write RUN_DIR ``out_dir``.
 
     ``graph`` is a GRAPH_DIR path or a :class:`Graph` (default: the sample's graph);
     ``out_dir`` defaults to ``graphrec-sample/runs/<decoder>-k<k>``. ``echo`` receives a
     line per epoch (default: print unless ``quiet``). Returns the loaded :class:`Run`
-    (its ``metrics`` as in ``metrics.json``).
+    (its ``metrics`` as in ``metrics.json``). ``resume`` continues an interrupted run of
+    the same options from its last per-epoch checkpoint (``.<out>.partial/checkpoint.pt``)
+    and ends with the same metrics as an uninterrupted run.
     """
     cls = model_class(decoder)
     if candidates < 1:
@@ -329,8 +381,20 @@ def train(
     out = Path(out_dir) if out_dir is not None else default_run_dir(decoder, k)
     say = echo if echo is not None else (lambda line: None) if quiet else print
 
+    # torchrun (``distributed`` None detects it, True requires it): the ranks share every
+    # mini-batch (see fit_model); rank 0 alone prints, evaluates and writes the RUN_DIR
+    # (same layout), and every rank returns the same Run.
+    ctx = init_distributed(distributed)
+    if not ctx.is_main:
+        say = lambda line: None  # noqa: E731
     split = split_pairs(graph, relation, seed)
-    writer = RunWriter(out, force=force)
+    if batch_size is None and settings["batch_size"]:
+        # A small graph gets smaller batches, so an epoch still has ~MIN_STEPS optimiser steps.
+        settings["batch_size"] = min(settings["batch_size"], max(MIN_BATCH, len(split.train_pairs) // MIN_STEPS))
+    writer = ctx.on_main(RunWriter, out, force=force, resume=resume, share=False)  # None on other ranks
+    checkpoint = ctx.on_main(_checkpoint_to_resume, writer, say, resume, decoder=decoder, k=k, relation=relation, seed=seed,
+                                       graph_checksum=graph_checksum(graph), **settings,
+                                       **({"preprocessing": preprocessing} if preprocessing is not None else {}))
     try:
         build_options: dict[str, Any] = {"k": k, "seed": seed}
         if preprocessing is not None:
@@ -341,9 +405,10 @@ def train(
             "preprocessing": model.hparams().get("preprocessing"), "candidates": candidates, "max_queries": max_queries,
             "graph": str(graph.path.resolve()) if graph.path.exists() else str(graph.path),
             "graph_checksum": graph_checksum(graph), "split": split.sizes(), "model": model.hparams(),
-            "graphrec_version": __version__,
+            "graphrec_version": __version__, "world_size": ctx.world_size,
         }
-        writer.write_config(config)
+        if writer is not None:
+            writer.write_config(config)
         started = time.perf_counter()
 
         def on_epoch(row: dict[str, float], checkpoint: dict[str, Any]) -> None:
@@ -351,19 +416,25 @@ def train(
             say(f"epoch {int(row['epoch']):3d}  loss {row['loss']:.4f}  train acc {row['train_accuracy']:.4f}  "
                 f"val acc {row['val_accuracy']:.4f}  val auc {row['val_auc']:.4f}  ({row['seconds']:.1f}s)")
 
-        history, best_epoch = fit_model(model, graph, split, settings, seed=seed, on_epoch=on_epoch, quiet=quiet)
+        history, best_epoch = fit_model(model, graph, split, settings, seed=seed, quiet=quiet or not ctx.is_main,
+                                        on_epoch=on_epoch if writer is not None else None,
+                                        resume=checkpoint if cls.trainable else None, ctx=ctx)
         train_seconds = time.perf_counter() - started
-        evaluation = evaluate_model(model, graph, split, candidates=candidates, max_queries=max_queries, seed=seed)
-        metrics = {"decoder": decoder, "k": k, "relation": relation, "train_seconds": train_seconds,
-                   "best_epoch": best_epoch, "epochs_run": len(history), **evaluation}
-        writer.write_model(model)
-        writer.write_history(history)
-        writer.write_metrics(metrics)
-        plot_history(history, writer.file("curve.png"), f"{decoder} K={k} on {relation}")
-        path = writer.commit()
+
+        def finish() -> tuple[Path, dict[str, Any]]:  # rank 0 only under torchrun
+            evaluation = evaluate_model(model, graph, split, candidates=candidates, max_queries=max_queries, seed=seed)
+            metrics = {"decoder": decoder, "k": k, "relation": relation, "train_seconds": train_seconds,
+                       "best_epoch": best_epoch, "epochs_run": len(history), **evaluation}
+            writer.write_model(model)
+            writer.write_history(history)
+            writer.write_metrics(metrics)
+            plot_history(history, writer.file("curve.png"), f"{decoder} K={k} on {relation}")
+            return writer.commit(), metrics
+
+        path, metrics = ctx.on_main(finish)
     except BaseException:
         # keep the partial directory (with its checkpoint) on interruption; drop it on errors
-        if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        if writer is not None and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
             writer.discard()
         raise
     return Run(path=path, config=config, model=model, graph=graph, metrics=metrics)
