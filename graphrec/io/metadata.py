@@ -230,11 +230,14 @@ def _first_url(value: Any) -> str | None:
 def _from_2014(record: dict, line: int) -> Product:
     related = record.get("related")
     relations = {}
+    bad = related is not None and not isinstance(related, dict)
     if isinstance(related, dict):
         for name in RELATIONS:
             if name in related:
-                relations[name] = _asin_list(related[name])
-    bad = related is not None and (not isinstance(related, dict) or not all(map(_is_asin_list, related.values())))
+                value = related[name]
+                relations[name] = listed = _asin_list(value)
+                if listed is not value and not _is_asin_list(value):  # only off the fast path
+                    bad = True
     categories = record.get("categories")
     paths = [p for p in (_path(c) for c in categories) if p] if isinstance(categories, (list, tuple)) else []
     return Product(
@@ -450,7 +453,7 @@ class MetadataReader:
                     self._bad(number, f"the ASIN {asin.strip()!r} is not valid UTF-8")
                     continue
                 read = convert
-                if not record.keys() & own_keys and record.keys() & other_keys:
+                if own_keys.isdisjoint(record) and not other_keys.isdisjoint(record):
                     read = other
                     self.other_format_lines += 1
                     self._note(number, f"a record in the {'2018' if self.format == '2014' else '2014'} format inside a "
