@@ -442,10 +442,13 @@ def extract_features(
             all_skips = dict(sorted((skipped + Counter(bad_images.values())).items()))
             sidecar = {"extractor": spec, **source, "num_images": total, "skipped": all_skips,
                        "skipped_images": bad_images}
-            # the sidecar first, then the file: until OUT.parts is gone (last), build-graph
-            # refuses the pair, and the same command finishes the job
-            _write_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
+            # Never let a sidecar describe another network's file: drop the old sidecar, move
+            # the file into place, then write the new sidecar (a missing sidecar means
+            # "network unknown", never a wrong one). Until OUT.parts is gone (last),
+            # build-graph refuses the output and the same command finishes the job.
+            sidecar_path.unlink(missing_ok=True)
             os.replace(tmp, out)
+            _write_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
             shutil.rmtree(parts, ignore_errors=True)
             return total, all_skips
 

@@ -314,12 +314,6 @@ def test_extract_killed_between_file_and_sidecar_is_not_mistaken_for_finished(tm
     assert build_graph(meta, tmp_path / "graph", out, quiet=True).manifest["features"]["extractor"]["seed"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "extract.py finishes with two separate steps, writing OUT.json and renaming the new OUT into place, so a "
-    "kill between them leaves a file beside a sidecar that names another network. build-graph refuses the pair "
-    "while OUT.parts exists and rerunning the command repairs it, but the pair itself is wrong; the fix belongs "
-    "in extract.py: delete the old sidecar first, rename OUT into place, then write the new sidecar (a missing "
-    "sidecar means 'network unknown', never a wrong one)."))
 def test_extract_output_and_sidecar_always_agree_after_a_kill(tmp_path, images):
     out = tmp_path / "features.b"
     old_sidecar, old_bytes = _kill_between_file_and_sidecar(tmp_path, images, out)
