@@ -171,7 +171,7 @@ def write_pictures(run: Run, out: str | Path, count: int = 6) -> Path:
     from graphrec.picture import Tile, render_grid
 
     products = run.graph.products
-    images_dir = ((run.graph.manifest.get("features") or {}).get("images_dir")) if isinstance(run.graph.manifest, dict) else None
+    images_dir = run.graph.images_dir
 
     def tile(node: int, prob: float, label: str | None) -> Tile:
         row = products.iloc[node]

@@ -107,6 +107,12 @@ class Graph:
         return len(self.products)
 
     @property
+    def images_dir(self) -> str | None:
+        """The local images folder recorded at build time (``--images``, else the features
+        sidecar's): pictures read only files inside it."""
+        return (self.manifest.get("options") or {}).get("images") or (self.manifest.get("features") or {}).get("images_dir")
+
+    @property
     def feature_dim(self) -> int | None:
         return None if self.features is None else int(self.features.shape[1])
 

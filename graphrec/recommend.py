@@ -328,7 +328,7 @@ class Recommender:
 
     def images_dir(self) -> str | None:
         """The images folder recorded at build time (pictures only read files inside it)."""
-        return (self.graph.manifest.get("options") or {}).get("images") or (self.graph.manifest.get("features") or {}).get("images_dir")
+        return self.graph.images_dir
 
 
 def recommend(
