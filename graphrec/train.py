@@ -43,7 +43,7 @@ __all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "def
 
 FLOAT32_LIMIT = 2 << 30  # bytes: larger feature matrices are kept as float16 while training
 IN_MEMORY_LIMIT = 4 << 30  # bytes: a larger stored matrix is read through its memory map while training
-MIN_STEPS, MIN_BATCH = 16, 256  # default batch size: at least MIN_STEPS steps per epoch, never below MIN_BATCH
+MIN_STEPS, MIN_BATCH = 8, 256  # default batch size: at least MIN_STEPS steps per epoch, never below MIN_BATCH
 CALIBRATION_PAIRS = 50_000  # training pairs (a fixed random subset) used to re-choose the threshold
 
 
