@@ -40,8 +40,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from graphrec.distributed import distributed_context
 from graphrec.errors import DataError, UsageError
-from graphrec.io.features import ASIN_BYTES, BinaryFeatureWriter, record_dtype
-from graphrec.io.images import IMAGE_SUFFIXES, open_image
+from graphrec.io.features import BinaryFeatureWriter, record_dtype
+from graphrec.io.images import open_image, scan_images, valid_asin
 from graphrec.sample import SAMPLE_IMAGES, WORK_FEATURES
 from graphrec.vision import FC7_DIM, Fc7Extractor, preprocess_transform
 
@@ -77,35 +77,14 @@ class ExtractResult:
         return self.extracted / self.seconds if self.seconds > 0 else 0.0
 
 
-def _valid_asin(name: str) -> bool:
-    return 0 < len(name) <= ASIN_BYTES and name.isascii() and name.isprintable() and " " not in name
-
-
 def list_images(images_dir: str | os.PathLike) -> tuple[list[ImageItem], Counter, list[str]]:
-    """Images in ``images_dir`` named ``<ASIN>.<jpg|jpeg|png|webp>``, sorted by ASIN.
-
-    Returns ``(items, skipped, problems)``: files whose name is not an ASIN are counted as
-    ``bad_name``, a second file for the same ASIN as ``duplicate`` (the first in sorted order wins).
-    """
+    """Images in ``images_dir`` named ``<ASIN>.<jpg|jpeg|png|webp>``, sorted by ASIN
+    (:func:`graphrec.io.images.scan_images`): ``(items, skipped, problems)``."""
     root = Path(images_dir)
     if not root.is_dir():
         raise UsageError(f"image folder {root} does not exist; give --images DIR (files named <ASIN>.jpg) or --manifest CSV.")
-    skipped: Counter = Counter()
-    problems: list[str] = []
-    chosen: dict[str, Path] = {}
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if not entry.is_file() or Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        asin = Path(entry.name).stem
-        if not _valid_asin(asin):
-            skipped["bad_name"] += 1
-            problems.append(f"{root / entry.name}: file name is not an ASIN (at most 10 ASCII characters); skipped")
-        elif asin in chosen:
-            skipped["duplicate"] += 1
-            problems.append(f"{root / entry.name}: a second image for ASIN {asin} (using {chosen[asin].name}); skipped")
-        else:
-            chosen[asin] = root / entry.name
-    return [ImageItem(a, p) for a, p in sorted(chosen.items())], skipped, problems
+    found, skipped, problems = scan_images(root)
+    return [ImageItem(asin, path) for asin, path in found.items()], skipped, problems
 
 
 def read_manifest(manifest: str | os.PathLike) -> tuple[list[ImageItem], Counter, list[str]]:
@@ -125,7 +104,7 @@ def read_manifest(manifest: str | os.PathLike) -> tuple[list[ImageItem], Counter
             line = reader.line_num
             asin = (row.get(names["asin"]) or "").strip()
             raw = (row.get(names["path"]) or "").strip()
-            if not _valid_asin(asin) or not raw:
+            if not valid_asin(asin) or not raw:
                 skipped["bad_row"] += 1
                 problems.append(f"{manifest}, line {line}: needs an ASIN (at most 10 ASCII characters) and a path; skipped")
                 continue

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from graphrec.errors import DataError, UsageError
+from graphrec.io.images import scan_images
 
 __all__ = [
     "FORMAT_VERSION",
@@ -291,7 +292,6 @@ def _load_features(file: Path, mmap: bool, dim, rebuild: str) -> np.ndarray:
 
 DTYPES = ("float16", "float32")
 _TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _KEPT, _FILTERED = 1, 2  # per-ASIN status; 0 = only seen in someone's related list
 
 
@@ -468,27 +468,10 @@ def _check_features_finished(features: Path, sidecar: dict | None, records: int)
 
 
 def find_images(images_dir: str | Path) -> dict[str, str]:
-    """``{ASIN: absolute path}`` for the files ``<ASIN>.<jpg|jpeg|png|webp>`` (any case)
-    directly inside ``images_dir``; symlinks leading outside it are ignored."""
-    root = Path(images_dir).resolve()
-    found: dict[str, tuple[int, str]] = {}
-    with os.scandir(root) as entries:
-        for entry in entries:
-            stem, suffix = os.path.splitext(entry.name)
-            suffix = suffix.lower()
-            if suffix not in IMAGE_SUFFIXES or not stem:
-                continue
-            try:
-                if not entry.is_file():
-                    continue
-                if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(root):
-                    continue
-            except OSError:
-                continue
-            rank = IMAGE_SUFFIXES.index(suffix)
-            if stem not in found or rank < found[stem][0]:
-                found[stem] = (rank, str(root / entry.name))
-    return {stem: path for stem, (_, path) in found.items()}
+    """``{ASIN: absolute path}`` of the product images directly inside ``images_dir``, chosen
+    exactly as extract-features chooses them (:func:`graphrec.io.images.scan_images`)."""
+    found, _, _ = scan_images(images_dir)
+    return {asin: str(path) for asin, path in found.items()}
 
 
 BUILD_LOCK = ".building.lock"

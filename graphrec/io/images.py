@@ -10,16 +10,64 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from graphrec.errors import DataError
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "ImageTooLarge", "open_image", "to_rgb"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "ImageTooLarge", "open_image", "scan_images", "to_rgb", "valid_asin"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MAX_PIXELS = 64_000_000  # product photos are a few megapixels; anything far larger is refused
+
+
+def valid_asin(name: str) -> bool:
+    """A plausible ASIN (at most 10 printable ASCII characters, no spaces)."""
+    return 0 < len(name) <= 10 and name.isascii() and name.isprintable() and " " not in name
+
+
+def scan_images(images_dir: str | os.PathLike) -> tuple[dict[str, Path], Counter, list[str]]:
+    """The product images directly inside ``images_dir``: files ``<ASIN>.<jpg|jpeg|png|webp>``
+    (any case). Both extract-features and build-graph use this, so features and pictures
+    always come from the same file.
+
+    Returns ``({ASIN: absolute path}, skipped counts, one sentence per skipped file)``. A file
+    whose name is not an ASIN is ``bad_name``; a second image of one ASIN is ``duplicate``
+    (the first suffix of :data:`IMAGE_SUFFIXES` wins, then name order); a symlink leading
+    outside the folder is ``outside_folder``.
+    """
+    root = Path(images_dir).resolve()
+    skipped: Counter = Counter()
+    problems: list[str] = []
+    chosen: dict[str, tuple[int, Path]] = {}
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        stem, suffix = os.path.splitext(entry.name)
+        if suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        path = root / entry.name
+        try:
+            if not entry.is_file():
+                continue
+            if entry.is_symlink() and not path.resolve().is_relative_to(root):
+                skipped["outside_folder"] += 1
+                problems.append(f"{path}: a link leading outside the images folder; skipped")
+                continue
+        except OSError:
+            continue
+        rank = IMAGE_SUFFIXES.index(suffix.lower())
+        if not valid_asin(stem):
+            skipped["bad_name"] += 1
+            problems.append(f"{path}: file name is not an ASIN (at most 10 ASCII characters); skipped")
+        elif stem in chosen:
+            skipped["duplicate"] += 1
+            kept, dropped = sorted([chosen[stem], (rank, path)])
+            chosen[stem] = kept
+            problems.append(f"{dropped[1]}: a second image for ASIN {stem} (using {kept[1].name}); skipped")
+        else:
+            chosen[stem] = (rank, path)
+    return {asin: path for asin, (_, path) in sorted(chosen.items())}, skipped, problems
 
 
 class ImageTooLarge(DataError):
