@@ -408,6 +408,11 @@ def neighbours(
         err_console.print(f"picture written to {picture}", highlight=False)
 
 
+def _cell(value) -> str:
+    """A text cell: missing values (None, or NaN in pandas' string columns) are blank."""
+    return "" if value is None or value != value else str(value)
+
+
 def _print_neighbours(table) -> None:
     """One rich table per query."""
     from rich.table import Table
@@ -418,7 +423,7 @@ def _print_neighbours(table) -> None:
             view.add_column(name, justify=justify, overflow="ellipsis", max_width=48 if name == "title" else None)
         for row in rows.itertuples():
             view.add_row(
-                str(row.rank), row.asin, row.title or "", row.brand or "",
+                str(row.rank), row.asin, _cell(row.title), _cell(row.brand),
                 "" if row.price != row.price else f"{row.price:.2f}",
                 "" if row.distance != row.distance else f"{row.distance:.4f}", f"{row.probability:.4f}",
             )

@@ -24,15 +24,19 @@ N = 24
 CATS = [["Clothing, Shoes & Jewelry", "Men", "Shoes"], ["Clothing, Shoes & Jewelry", "Women"]]
 
 
-def write_catalogue(root, n=N, features=None, dim=16, sidecar=None, images=None, dtype="float32"):
-    """Metadata (2014 format) + a .b file (+ sidecar), built into a GRAPH_DIR with build_graph."""
+def write_catalogue(root, n=N, features=None, dim=16, sidecar=None, images=None, dtype="float32", bare_every=0):
+    """Metadata (2014 format) + a .b file (+ sidecar), built into a GRAPH_DIR with build_graph.
+    With ``bare_every`` = m, every m-th product has no title, brand or price."""
     rng = np.random.default_rng(1)
     asins = [f"A{i:09d}" for i in range(n)]
     lines = []
     for i, asin in enumerate(asins):
         partners = [asins[j] for j in rng.choice(n, 3, replace=False) if j != i]
-        lines.append(repr({"asin": asin, "title": f"Item {i} with a rather long descriptive title", "brand": f"brand{i % 3}",
-                           "price": 10.0 + i, "categories": [CATS[i % 2]], "related": {"also_bought": partners}}))
+        record = {"asin": asin, "title": f"Item {i} with a rather long descriptive title", "brand": f"brand{i % 3}",
+                  "price": 10.0 + i, "categories": [CATS[i % 2]], "related": {"also_bought": partners}}
+        if bare_every and i % bare_every == 0:
+            del record["title"], record["brand"], record["price"]
+        lines.append(repr(record))
     meta = root / "meta.json.gz"
     with gzip.open(meta, "wt") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -90,6 +94,14 @@ def test_table_csv_category_and_several_asins(run_dir, tmp_path):
     rows = [line.split(",") for line in lines[1:]]
     assert all(int(r[2][1:]) % 2 == 1 for r in rows)  # odd items are the Women products
     assert all(r[0] != r[2] for r in rows)
+
+
+def test_table_shows_products_without_title_brand_or_price(tmp_path):
+    asins, graph_dir = write_catalogue(tmp_path, bare_every=4)
+    run = write_run(tmp_path, graph_dir, 16)
+    result = runner.invoke(app, ["neighbours", "A000000001", "--run", str(run), "--top", str(N - 1)])
+    assert result.exit_code == 0, result.output
+    assert "A000000004" in result.stdout and "nan" not in result.stdout.lower()  # a bare product, shown blank
 
 
 def test_exclude_known_on_the_command_line(run_dir):
