@@ -38,7 +38,7 @@ class Tile:
     label: str | None = None  # e.g. "query" instead of a probability
 
     def caption(self, width_chars: int = 26) -> list[str]:
-        title = " ".join(str(self.title).split()) if self.title else "(no title)"
+        title = " ".join(self.title.split()) if isinstance(self.title, str) and self.title.strip() else "(no title)"  # None or NaN: none
         short = textwrap.shorten(title, width=width_chars, placeholder="...")
         last = self.label if self.label else ("" if self.probability is None else f"p = {self.probability:.3f}")
         return [self.asin, short, last]

@@ -49,3 +49,9 @@ def test_paths_outside_the_images_dir_become_placeholders(tmp_path):
 def test_caption_is_short():
     lines = Tile(None, "B000X", "word " * 40, 0.12345).caption(20)
     assert lines[0] == "B000X" and len(lines[1]) <= 20 and lines[2] == "p = 0.123"
+
+
+def test_missing_title_is_captioned_plainly_not_as_nan():
+    # pandas hands a missing title over as NaN, not None
+    assert Tile(None, "B1", float("nan"), 0.5).caption()[1] == "(no title)"
+    assert Tile(None, "B1", None, 0.5).caption()[1] == "(no title)"
