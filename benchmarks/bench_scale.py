@@ -47,7 +47,8 @@ STEPS = ("build", "train", "neighbours")
 def child_build(args: dict) -> dict:
     from graphrec.graph import build_graph
 
-    result = build_graph(Path(args["meta"]), Path(args["graph"]), Path(args["features"]), force=True, quiet=True)
+    result = build_graph(Path(args["meta"]), Path(args["graph"]), Path(args["features"]), feature_dim=args["dim"],
+                         force=True, quiet=True)
     manifest = result.manifest
     meta_lines = manifest["sources"]["metadata"].get("lines") or 0
     feature_bytes = Path(args["features"]).stat().st_size
@@ -273,8 +274,9 @@ def main() -> None:
         print(f"  {name:16s} {_line(name, result)}", flush=True)
 
     if "build" in args.steps:
+        dim = int((generator.get("params") or {}).get("feature_dim") or args.dim)
         record("build", run_child("build", {"meta": str(data / "meta.json.gz"), "features": str(data / "image_features.b"),
-                                            "graph": str(graph)}, work / "build.log", args.threads))
+                                            "graph": str(graph), "dim": dim}, work / "build.log", args.threads))
     for k in args.k:
         run_dir = work / f"mahalanobis-k{k}"
         if "train" in args.steps:
@@ -288,6 +290,9 @@ def main() -> None:
         for path in [graph, *(work / f"mahalanobis-k{k}" for k in args.k)]:
             shutil.rmtree(path, ignore_errors=True)
     print(f"results: {results_file}\ntable:   {args.results / 'scale.md'}")
+    failed = [name for name, result in report["steps"].items() if "error" in result]
+    if failed:
+        sys.exit(f"failed steps: {', '.join(failed)} (logs in {work})")
 
 
 def _memory_gb() -> float | None:

@@ -80,7 +80,7 @@ def main() -> None:
     from rich.table import Table
 
     table = Table(title=f"benchmarks ({'full' if args.full else 'quick'})", title_justify="left")
-    table.add_column("script")
+    table.add_column("script", no_wrap=True)
     table.add_column("status")
     table.add_column("wall", justify="right")
     table.add_column("last lines of output", no_wrap=True, overflow="ellipsis")
