@@ -81,13 +81,13 @@ def main() -> None:
 
     table = Table(title=f"benchmarks ({'full' if args.full else 'quick'})", title_justify="left")
     table.add_column("script", no_wrap=True)
-    table.add_column("status")
-    table.add_column("wall", justify="right")
-    table.add_column("last lines of output", no_wrap=True, overflow="ellipsis")
+    table.add_column("status", no_wrap=True)
+    table.add_column("wall", justify="right", no_wrap=True)
+    table.add_column("last lines of output")
     for result in results:
         ok = result["status"] == 0
         table.add_row(result["script"], "ok" if ok else f"[red]{result['status']}[/]", f"{result['seconds']:.0f} s",
-                      "\n".join(result["tail"]) or "-")
+                      "\n".join(line.strip()[:100] for line in result["tail"]) or "-")
     Console(width=max(160, Console().width)).print(table)
     print(f"full output: {LOGS}/")
     sys.exit(0 if all(result["status"] == 0 for result in results) else 1)
