@@ -46,24 +46,11 @@ SCORE_CHUNK = 262_144  # candidate pairs scored at once for non-metric models
 
 
 def category_mask(graph: Graph, prefix: str) -> np.ndarray:
-    """Products with any category path starting with the ``|``-separated ``prefix``.
-
-    Uses ``Graph.category_mask`` when the graph provides it (contract 3), otherwise reads
-    the ``categories`` column (a JSON list of paths joined with ``|``).
-    """
-    if hasattr(graph, "category_mask"):
-        return np.asarray(graph.category_mask(prefix), dtype=bool)
-    wanted = [part.strip() for part in prefix.split("|") if part.strip()]
-    column = graph.products["categories"] if "categories" in graph.products else graph.products.get("category")
-    if column is None:
+    """Products with any category path starting with the ``|``-separated ``prefix``
+    (:meth:`Graph.category_mask`); a graph that records no categories is a UsageError."""
+    if "categories" not in graph.products:
         raise UsageError(f"the graph {graph.path} records no categories, so --category cannot be used with it.")
-    mask = np.zeros(graph.num_nodes, dtype=bool)
-    for i, value in enumerate(column):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        paths = json.loads(value) if str(value).startswith("[") else [value]
-        mask[i] = any([p.strip() for p in str(path).split("|")][: len(wanted)] == wanted for path in paths)
-    return mask
+    return graph.category_mask(prefix)
 
 
 def read_asin_file(path: str | os.PathLike) -> list[str]:
