@@ -18,6 +18,7 @@ baselines are fitted in closed form on the training pairs.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import time
 import warnings
@@ -39,7 +40,7 @@ from graphrec.runs import Run, RunWriter, graph_checksum
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
 from graphrec.sampling import PairSplit, fresh_negatives, split_pairs
 
-__all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "default_run_dir", "plot_history"]
+__all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "default_run_dir", "plot_history", "link_loss"]
 
 FLOAT32_LIMIT = 2 << 30  # bytes: larger feature matrices are kept as float16 while training
 IN_MEMORY_LIMIT = 4 << 30  # bytes: a larger stored matrix is read through its memory map while training
@@ -57,17 +58,18 @@ class TrainOptions:
     weight_decay: float | None = None
     patience: int | None = None
     ema: float | None = None
+    noise_floor: float | None = None
     fresh_negatives: bool = True
     calibrate: bool = True
 
 
 #: Per-decoder defaults, chosen on the synthetic benchmark (benchmarks/bench_train.py).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "mahalanobis": {"epochs": 30, "lr": 0.003, "batch_size": 4096, "weight_decay": 1e-3, "patience": 6, "ema": 0.9},
-    "wnn": {"epochs": 20, "lr": 0.01, "batch_size": 4096, "weight_decay": 0.0, "patience": 6, "ema": 0.9},
-    "fm": {"epochs": 40, "lr": 0.02, "batch_size": 4096, "weight_decay": 1e-5, "patience": 6, "ema": 0.0},
-    "euclidean": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0},
-    "category-tree": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0},
+    "mahalanobis": {"epochs": 30, "lr": 0.003, "batch_size": 4096, "weight_decay": 1e-3, "patience": 6, "ema": 0.9, "noise_floor": 0.1},
+    "wnn": {"epochs": 20, "lr": 0.01, "batch_size": 4096, "weight_decay": 0.0, "patience": 6, "ema": 0.9, "noise_floor": 0.0},
+    "fm": {"epochs": 40, "lr": 0.02, "batch_size": 4096, "weight_decay": 1e-5, "patience": 6, "ema": 0.0, "noise_floor": 0.0},
+    "euclidean": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0, "noise_floor": 0.0},
+    "category-tree": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0, "noise_floor": 0.0},
 }
 
 
@@ -84,6 +86,8 @@ def _resolve(decoder: str, options: TrainOptions) -> dict[str, Any]:
     for key in ("epochs", "batch_size", "patience"):
         if resolved[key] < 0:
             raise UsageError(f"--{key.replace('_', '-')} must not be negative (got {resolved[key]}).")
+    if not 0.0 <= resolved["noise_floor"] < 0.5:
+        raise UsageError(f"--noise-floor must be in [0, 0.5) (got {resolved['noise_floor']}).")
     if model_class(decoder).trainable and (resolved["epochs"] < 1 or resolved["batch_size"] < 1 or resolved["lr"] <= 0):
         raise UsageError("--epochs and --batch-size must be at least 1 and --lr positive.")
     return resolved
@@ -167,7 +171,7 @@ def fit_model(
     history: list[dict[str, float]] = []
     best: tuple[float, float] = (-1.0, -1.0)
     best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
-    batch = settings["batch_size"]
+    batch, floor = settings["batch_size"], float(settings.get("noise_floor") or 0.0)
     first = 1
     if resume is not None:  # continue after the checkpoint's epoch, in the same state
         model.load_state_dict(resume["model"])
@@ -199,7 +203,7 @@ def fit_model(
                 mine = ctx.batch_shard(len(part))  # the whole batch in one process
                 part, target, share = part[mine], target[mine], len(part) / ctx.world_size
                 logits = forward(inputs, part)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum") / share
+                loss = link_loss(logits, target, floor) / share
                 if settings["weight_decay"] and decayed:
                     loss = loss + settings["weight_decay"] * sum((p * p).sum() for p in decayed)
                 optimizer.zero_grad(set_to_none=True)
@@ -242,6 +246,25 @@ def fit_model(
     model.load_state_dict(best_state)
     model.eval()
     return history, best_epoch
+
+
+def link_loss(logits: Tensor, target: Tensor, floor: float = 0.0) -> Tensor:
+    """Summed negative log-likelihood of the pair labels under P(edge) = floor + (1 - floor) sigmoid(logits).
+
+    ``floor`` 0 is the plain logistic loss. A positive floor says that a fraction of
+    edges have nothing to do with the model (co-purchases driven by popularity, gifts,
+    bundles): an edge between two products far apart in style space then costs at most
+    -log(floor) instead of a loss that grows with their distance, so a few such edges can
+    no longer drag the projection around. The loss of a non-edge is unchanged up to the
+    constant -log(1 - floor). Only training uses the floor; the model still predicts
+    sigmoid(logits), whose P > 0.5 threshold is re-chosen on training pairs anyway.
+    """
+    if floor <= 0.0:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+    log_keep = math.log1p(-floor)
+    log_edge = torch.logaddexp(torch.full_like(logits, math.log(floor)), log_keep + torch.nn.functional.logsigmoid(logits))
+    log_non_edge = log_keep + torch.nn.functional.logsigmoid(-logits)
+    return -(target * log_edge + (1 - target) * log_non_edge).sum()
 
 
 @torch.no_grad()
@@ -349,6 +372,7 @@ def train(
     weight_decay: float | None = None,
     patience: int | None = None,
     ema: float | None = None,
+    noise_floor: float | None = None,
     preprocessing: str | None = None,
     candidates: int = 100,
     max_queries: int | None = 1000,
@@ -369,7 +393,7 @@ def train(
     cls = model_class(decoder)
     if candidates < 1:
         raise UsageError(f"--candidates must be at least 1 (got {candidates}).")
-    settings = _resolve(decoder, TrainOptions(epochs, lr, batch_size, weight_decay, patience, ema))
+    settings = _resolve(decoder, TrainOptions(epochs, lr, batch_size, weight_decay, patience, ema, noise_floor))
     graph = load_graph(graph if graph is not None else WORK_GRAPH) if not isinstance(graph, Graph) else graph
     if cls.needs_features:
         features = graph.require_features(f"the {decoder} decoder")

@@ -132,3 +132,29 @@ def test_bad_requests_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="--force"):
         train(easy_graph(), decoder="euclidean", out_dir=tmp_path / "exists", quiet=True)
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_link_loss_is_the_mixture_likelihood():
+    from graphrec.train import link_loss
+
+    logits = torch.tensor([-30.0, -2.0, 0.0, 1.5, 4.0], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+    assert torch.allclose(link_loss(logits, target, 0.0), plain)
+    floor = 0.1
+    p = floor + (1 - floor) * torch.sigmoid(logits)
+    naive = -(target * p.log() + (1 - target) * (1 - p).log()).sum()
+    loss = link_loss(logits, target, floor)
+    assert torch.allclose(loss, naive)
+    # an edge far apart in style space costs at most -log(floor) and barely pulls any more
+    loss.backward()
+    assert abs(logits.grad[0].item()) < 1e-9
+    far = link_loss(torch.tensor([-1e4]), torch.tensor([1.0]), floor)
+    assert far.item() == pytest.approx(-np.log(floor), rel=1e-6)
+
+
+def test_noise_floor_is_recorded_and_checked(tmp_path):
+    run = train(easy_graph(), decoder="mahalanobis", k=2, epochs=2, noise_floor=0.2, out_dir=tmp_path / "r", quiet=True)
+    assert json.loads((run.path / "config.json").read_text())["noise_floor"] == 0.2
+    with pytest.raises(UsageError, match="--noise-floor"):
+        train(easy_graph(), decoder="mahalanobis", noise_floor=0.5, out_dir=tmp_path / "s", quiet=True)
