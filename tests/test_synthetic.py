@@ -94,3 +94,16 @@ def test_command_prints_bayes_limit(tmp_path, capsys):
     assert main(["--products", "100", "--out", str(tmp_path), "--feature-dim", "8"]) == 0
     out = capsys.readouterr().out
     assert "Bayes limit" in out and "also_bought" in out
+
+
+def test_decaying_spectrum_weights_and_command(tmp_path):
+    from graphrec.datasets.synthetic import RELATION_RULES, relation_rules
+
+    assert relation_rules("flat") == RELATION_RULES
+    decaying = {rule.name: rule.weights for rule in relation_rules("decaying")}
+    assert decaying["also_bought"] == (4.0, 2.0, 1.0, 0.5, 0.25, 0.125)
+    with pytest.raises(ValueError, match="spectrum"):
+        relation_rules("steep")
+    assert main(["--products", "100", "--out", str(tmp_path), "--feature-dim", "8", "--spectrum", "decaying"]) == 0
+    written = json.loads((tmp_path / "generator.json").read_text())
+    assert written["params"]["relations"]["also_bought"]["weights"] == [4.0, 2.0, 1.0, 0.5, 0.25, 0.125]

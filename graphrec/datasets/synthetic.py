@@ -45,7 +45,7 @@ import math
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,8 @@ __all__ = [
     "STYLE_DIM",
     "RelationRule",
     "RELATION_RULES",
+    "SPECTRUM_FACTORS",
+    "relation_rules",
     "SyntheticCatalogue",
     "generate_catalogue",
     "planted_features",
@@ -92,6 +94,23 @@ RELATION_RULES = (
     # bought together: an outfit, same gender and colours, type matters little
     RelationRule("bought_together", (1.0, 0.25, 0.25, 1.0, 1.5, 1.5), degree=3.0, candidates=60.0, noise=0.03),
 )
+
+#: Style spectra (``--spectrum``). ``flat`` (the default, and the bundled sample) weighs
+#: the six style dimensions of also_bought equally, so a K-dimensional projection with
+#: K < 6 can only see part of the style: with the true styles themselves, the best single
+#: dimension reaches 0.70 accuracy at 4,000 products, below Euclidean distance on the raw
+#: features. ``decaying`` halves the weight from one style dimension to the next (x 4, 2,
+#: 1, 1/2, 1/4, 1/8 on every relation's weights), the way a few factors such as gender
+#: and garment type dominate real co-purchases; small K is meaningful there.
+SPECTRUM_FACTORS = {"flat": (1.0,) * STYLE_DIM, "decaying": tuple(2.0 ** (2 - k) for k in range(STYLE_DIM))}
+
+
+def relation_rules(spectrum: str = "flat") -> tuple[RelationRule, ...]:
+    """:data:`RELATION_RULES` with every relation's style weights scaled by the ``spectrum``'s factors."""
+    if spectrum not in SPECTRUM_FACTORS:
+        raise ValueError(f"unknown spectrum {spectrum!r}; choose one of {', '.join(SPECTRUM_FACTORS)}")
+    factors = SPECTRUM_FACTORS[spectrum]
+    return tuple(replace(rule, weights=tuple(w * f for w, f in zip(rule.weights, factors))) for rule in RELATION_RULES)
 
 
 @dataclass
@@ -599,10 +618,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-features", action="store_true", help="do not write planted features")
     parser.add_argument("--feature-dim", type=int, default=4096, help="planted feature dimension (default 4096)")
     parser.add_argument("--meta-name", default="meta_sample.json.gz", help="metadata file name")
+    parser.add_argument("--spectrum", choices=sorted(SPECTRUM_FACTORS), default="flat",
+                        help="style weights: flat (six equal style dimensions, the default) or decaying "
+                             "(halving from one dimension to the next, as when a few factors dominate)")
     args = parser.parse_args(argv)
     catalogue = generate_catalogue(args.out, args.products, feature_dim=args.feature_dim, seed=args.seed,
                                    images=args.images, features=not args.no_features, image_size=args.image_size,
-                                   meta_name=args.meta_name)
+                                   meta_name=args.meta_name, rules=relation_rules(args.spectrum))
     print(catalogue.summary())
     return 0
 
