@@ -63,12 +63,13 @@ def true_style_accuracy(graph, catalogue, relation: str, seed: int, k: int) -> f
     return float(((scores(split.test_pairs) + offset > 0).double() == split.test_labels).double().mean())
 
 
-def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes: float | None, catalogue=None) -> list[dict]:
+def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes: float | None, catalogue=None, noise_floor=None) -> list[dict]:
     rows = []
     for decoder in decoders:
         for k in ks if decoder in K_DECODERS else ks[:1]:
             started = time.perf_counter()
-            run = train(graph, decoder=decoder, k=k, relation=relation, seed=seed, out_dir=work / f"{label}-{decoder}-k{k}", quiet=True, force=True)
+            run = train(graph, decoder=decoder, k=k, relation=relation, seed=seed, out_dir=work / f"{label}-{decoder}-k{k}", quiet=True, force=True,
+                        noise_floor=noise_floor if decoder == "mahalanobis" else None)
             wall = time.perf_counter() - started
             m = run.metrics
             rows.append({
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--decoder", nargs="+", default=["mahalanobis", "fm", "wnn", "euclidean", "category-tree"])
     parser.add_argument("--relation", default="also_bought")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise-floor", type=float, default=None, help="mahalanobis --noise-floor (default: train's default)")
     parser.add_argument("--spectrum", nargs="+", choices=sorted(SPECTRUM_FACTORS), default=["flat", "decaying"],
                         help="style spectra of the generated catalogues (default: both)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the goal is stated for 2 cores)")
@@ -127,7 +129,7 @@ def main() -> None:
                   f"{edges} {args.relation} edges (generated and built in {time.perf_counter() - started:.1f}s); "
                   f"torch threads {args.threads}")
             run_table(graph, args.decoder, args.k, args.relation, args.seed, work / "runs", f"synthetic ({spectrum})",
-                      catalogue.bayes_limit[args.relation], catalogue)
+                      catalogue.bayes_limit[args.relation], catalogue, args.noise_floor)
 
         if args.sample_graph is not None:
             sample = load_graph(args.sample_graph)
