@@ -6,8 +6,8 @@
 
 Gradient-trained decoders (mahalanobis, wnn, fm) use mini-batch Adam over labelled
 pairs with an L2 penalty on the projection / embeddings (``weight_decay`` x sum of
-squares, added to the loss), drawing fresh random non-edges every epoch (never a
-validation/test pair). Weights are averaged over steps (an exponential moving average,
+squares, added to the loss), drawing fresh random non-edges every epoch (``negatives``
+per training edge, default 1; never a validation/test pair). Weights are averaged over steps (an exponential moving average,
 ``ema``), which removes most of Adam's step noise in a 4096 x K projection. After every
 epoch the decision threshold is re-chosen on the training pairs (:func:`best_offset`);
 the epoch with the best validation accuracy is kept and training stops after
@@ -40,7 +40,7 @@ from graphrec.runs import Run, RunWriter, graph_checksum
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
 from graphrec.sampling import PairSplit, fresh_negatives, split_pairs
 
-__all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "default_run_dir", "plot_history", "link_loss"]
+__all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "default_batch_size", "default_run_dir", "plot_history", "link_loss"]
 
 FLOAT32_LIMIT = 2 << 30  # bytes: larger feature matrices are kept as float16 while training
 IN_MEMORY_LIMIT = 4 << 30  # bytes: a larger stored matrix is read through its memory map while training
@@ -59,18 +59,27 @@ class TrainOptions:
     patience: int | None = None
     ema: float | None = None
     noise_floor: float | None = None
+    negatives: int | None = None
     fresh_negatives: bool = True
     calibrate: bool = True
 
 
 #: Per-decoder defaults, chosen on the synthetic benchmark (benchmarks/bench_train.py).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "mahalanobis": {"epochs": 30, "lr": 0.003, "batch_size": 4096, "weight_decay": 1e-3, "patience": 6, "ema": 0.9, "noise_floor": 0.0},
-    "wnn": {"epochs": 20, "lr": 0.01, "batch_size": 4096, "weight_decay": 0.0, "patience": 6, "ema": 0.9, "noise_floor": 0.0},
-    "fm": {"epochs": 40, "lr": 0.02, "batch_size": 4096, "weight_decay": 1e-5, "patience": 6, "ema": 0.0, "noise_floor": 0.0},
-    "euclidean": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0, "noise_floor": 0.0},
-    "category-tree": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0, "noise_floor": 0.0},
+    "mahalanobis": {"epochs": 30, "lr": 0.003, "batch_size": 4096, "weight_decay": 1e-3, "patience": 6, "ema": 0.9, "noise_floor": 0.0, "negatives": 1},
+    "wnn": {"epochs": 20, "lr": 0.01, "batch_size": 4096, "weight_decay": 0.0, "patience": 6, "ema": 0.9, "noise_floor": 0.0, "negatives": 1},
+    "fm": {"epochs": 40, "lr": 0.02, "batch_size": 4096, "weight_decay": 1e-5, "patience": 6, "ema": 0.0, "noise_floor": 0.0, "negatives": 1},
+    "euclidean": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0, "noise_floor": 0.0, "negatives": 1},
+    "category-tree": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0, "noise_floor": 0.0, "negatives": 1},
 }
+
+
+def default_batch_size(batch_size: int, train_pairs: int, negatives: int = 1) -> int:
+    """The batch size an epoch of ``train_pairs`` labelled pairs gets by default: ``batch_size``
+    grown with the epoch when ``negatives`` non-edges are drawn per edge (an epoch then has
+    as many steps as with one), and cut on a small graph so that it still has ~MIN_STEPS."""
+    pairs_per_epoch = train_pairs * (1 + negatives) // 2
+    return min(batch_size * (1 + negatives) // 2, max(MIN_BATCH, pairs_per_epoch // MIN_STEPS))
 
 
 def default_run_dir(decoder: str, k: int) -> Path:
@@ -86,6 +95,10 @@ def _resolve(decoder: str, options: TrainOptions) -> dict[str, Any]:
     for key in ("epochs", "batch_size", "patience"):
         if resolved[key] < 0:
             raise UsageError(f"--{key.replace('_', '-')} must not be negative (got {resolved[key]}).")
+    if resolved["negatives"] < 1:
+        raise UsageError(f"--negatives must be at least 1 (got {resolved['negatives']}).")
+    if resolved["negatives"] > 1 and not resolved["fresh_negatives"]:
+        raise UsageError("--negatives above 1 draws fresh non-edges every epoch; it cannot be combined with fixed negatives.")
     if not 0.0 <= resolved["noise_floor"] < 0.5:
         raise UsageError(f"--noise-floor must be in [0, 0.5) (got {resolved['noise_floor']}).")
     if model_class(decoder).trainable and (resolved["epochs"] < 1 or resolved["batch_size"] < 1 or resolved["lr"] <= 0):
@@ -172,6 +185,7 @@ def fit_model(
     best: tuple[float, float] = (-1.0, -1.0)
     best_state, best_epoch, stale = copy.deepcopy(model.state_dict()), 0, 0
     batch, floor = settings["batch_size"], float(settings.get("noise_floor") or 0.0)
+    ratio = int(settings.get("negatives") or 1)
     first = 1
     if resume is not None:  # continue after the checkpoint's epoch, in the same state
         model.load_state_dict(resume["model"])
@@ -189,10 +203,12 @@ def fit_model(
         task = progress.add_task(f"training {model.name}", total=settings["epochs"], completed=first - 1)
         for epoch in range(first, settings["epochs"] + 1):
             model.train()
-            if epoch == 1 or not settings["fresh_negatives"]:
+            if not settings["fresh_negatives"] or (epoch == 1 and ratio == 1):
                 negatives = fixed_negatives
+            elif epoch == 1:  # the split's own negatives, topped up with fresh ones
+                negatives = torch.cat([fixed_negatives, fresh_negatives(split, (ratio - 1) * len(fixed_negatives), generator)])
             else:
-                negatives = fresh_negatives(split, len(fixed_negatives), generator)
+                negatives = fresh_negatives(split, ratio * len(fixed_negatives), generator)
             pairs = torch.cat([positives, negatives])
             labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
             order = torch.randperm(len(pairs), generator=generator)
@@ -373,6 +389,7 @@ def train(
     patience: int | None = None,
     ema: float | None = None,
     noise_floor: float | None = None,
+    negatives: int | None = None,
     preprocessing: str | None = None,
     candidates: int = 100,
     max_queries: int | None = 1000,
@@ -393,7 +410,7 @@ def train(
     cls = model_class(decoder)
     if candidates < 1:
         raise UsageError(f"--candidates must be at least 1 (got {candidates}).")
-    settings = _resolve(decoder, TrainOptions(epochs, lr, batch_size, weight_decay, patience, ema, noise_floor))
+    settings = _resolve(decoder, TrainOptions(epochs, lr, batch_size, weight_decay, patience, ema, noise_floor, negatives))
     graph = load_graph(graph if graph is not None else WORK_GRAPH) if not isinstance(graph, Graph) else graph
     if cls.needs_features:
         features = graph.require_features(f"the {decoder} decoder")
@@ -413,8 +430,7 @@ def train(
         say = lambda line: None  # noqa: E731
     split = split_pairs(graph, relation, seed)
     if batch_size is None and settings["batch_size"]:
-        # A small graph gets smaller batches, so an epoch still has ~MIN_STEPS optimiser steps.
-        settings["batch_size"] = min(settings["batch_size"], max(MIN_BATCH, len(split.train_pairs) // MIN_STEPS))
+        settings["batch_size"] = default_batch_size(settings["batch_size"], len(split.train_pairs), settings["negatives"])
     writer = ctx.on_main(RunWriter, out, force=force, resume=resume, share=False)  # None on other ranks
     checkpoint = ctx.on_main(_checkpoint_to_resume, writer, say, resume, decoder=decoder, k=k, relation=relation, seed=seed,
                                        graph_checksum=graph_checksum(graph), **settings,

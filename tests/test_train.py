@@ -158,3 +158,33 @@ def test_noise_floor_is_recorded_and_checked(tmp_path):
     assert json.loads((run.path / "config.json").read_text())["noise_floor"] == 0.2
     with pytest.raises(UsageError, match="--noise-floor"):
         train(easy_graph(), decoder="mahalanobis", noise_floor=0.5, out_dir=tmp_path / "s", quiet=True)
+
+
+def test_negatives_per_edge_are_drawn_fresh_and_recorded(tmp_path, monkeypatch):
+    import graphrec.train as train_module
+    from graphrec.sampling import fresh_negatives, pair_keys, split_pairs
+
+    drawn: list[torch.Tensor] = []
+
+    def recording(split, count, generator):
+        pairs = fresh_negatives(split, count, generator)
+        drawn.append(pairs)
+        return pairs
+
+    monkeypatch.setattr(train_module, "fresh_negatives", recording)
+    run = train(easy_graph(), decoder="mahalanobis", k=2, epochs=3, patience=0, negatives=3, out_dir=tmp_path / "r", quiet=True)
+    config = json.loads((run.path / "config.json").read_text())
+    split_negatives = int((split_pairs(easy_graph(), "also_bought", 0).train_labels == 0).sum())
+    assert config["negatives"] == 3
+    # epoch 1 tops the split's own negatives up to 3 per edge; epochs 2 and 3 draw all 3 afresh
+    assert [len(pairs) for pairs in drawn] == [2 * split_negatives, 3 * split_negatives, 3 * split_negatives]
+    graph = easy_graph()
+    edges = pair_keys(graph.edge_index("also_bought").t(), graph.num_nodes)
+    assert not any(torch.isin(pair_keys(pairs, graph.num_nodes), edges).any() for pairs in drawn)
+    # the default batch grows with the epoch, so an epoch keeps its number of steps
+    assert config["batch_size"] == train_module.default_batch_size(4096, config["split"]["train"], 3)
+    assert train_module.default_batch_size(4096, 43_000, 1) == 4096
+    assert train_module.default_batch_size(4096, 43_000, 8) == 4096 * 9 // 2
+    assert train_module.default_batch_size(4096, 1_000, 1) == 256
+    with pytest.raises(UsageError, match="--negatives"):
+        train(easy_graph(), decoder="mahalanobis", negatives=0, out_dir=tmp_path / "s", quiet=True)
