@@ -7,12 +7,12 @@
 Gradient-trained decoders (mahalanobis, wnn, fm) use mini-batch Adam over labelled
 pairs with an L2 penalty on the projection / embeddings (``weight_decay`` x sum of
 squares, added to the loss), drawing fresh random non-edges every epoch (``negatives``
-per training edge, default 1; never a validation/test pair). Weights are averaged over steps (an exponential moving average,
-``ema``), which removes most of Adam's step noise in a 4096 x K projection. After every
-epoch the decision threshold is re-chosen on the training pairs (:func:`best_offset`);
-the epoch with the best validation accuracy is kept and training stops after
-``patience`` epochs without improvement. The euclidean and category-tree
-baselines are fitted in closed form on the training pairs.
+per training edge, default 1; never a validation/test pair). Weights are averaged over
+steps (an exponential moving average, ``ema``), which removes most of Adam's step noise
+in a 4096 x K projection. After every epoch the decision threshold is re-chosen on the
+training pairs (:func:`best_offset`); the epoch with the best validation accuracy is kept
+and training stops after ``patience`` epochs without improvement. The euclidean and
+category-tree baselines are fitted in closed form on the training pairs.
 """
 
 from __future__ import annotations
