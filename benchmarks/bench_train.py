@@ -52,27 +52,33 @@ REFERENCE = {1: 0.8576, 10: 0.9369, 100: 0.7602}  # course project, Mahalanobis 
 K_DECODERS = ("mahalanobis", "fm")
 
 
-def true_style_accuracy(graph, catalogue, relation: str, seed: int, ks) -> dict[int, float]:
-    """K -> test accuracy of the planted styles cut to their K heaviest dimensions (same split and protocol)."""
+def planted_styles(graph, catalogue, relation: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the planted styles of the graph's nodes [N, 6], the relation's metric weights [6]), float64."""
     truth = np.load(catalogue.truth_path)
     row = {asin: i for i, asin in enumerate(truth["asins"].tolist())}
     z = torch.as_tensor(truth["z"][[row[a] for a in graph.asins]], dtype=torch.float64)
-    weights = torch.as_tensor(catalogue.params["relations"][relation]["weights"], dtype=torch.float64)
+    return z, torch.as_tensor(catalogue.params["relations"][relation]["weights"], dtype=torch.float64)
+
+
+def style_accuracy(styles: torch.Tensor, split) -> float:
+    """Test accuracy of ranking pairs by squared distance between ``styles`` rows, the
+    threshold chosen on the training pairs (the protocol every decoder is measured by)."""
+
+    def scores(pairs):
+        return -(styles[pairs[:, 0]] - styles[pairs[:, 1]]).pow(2).sum(1)
+
+    offset, _ = best_offset(scores(split.train_pairs), split.train_labels)
+    return float(((scores(split.test_pairs) + offset > 0).double() == split.test_labels).double().mean())
+
+
+def true_style_accuracy(graph, catalogue, relation: str, split, ks) -> dict[int, float]:
+    """K -> test accuracy of the planted styles cut to their K heaviest dimensions (same split and protocol)."""
+    z, weights = planted_styles(graph, catalogue, relation)
     order = torch.argsort(weights, descending=True, stable=True)
-    split = split_pairs(graph, relation, seed)
-    out = {}
-    for k in ks:
-        styles = z[:, order[:k]] * weights[order[:k]].sqrt()
-
-        def scores(pairs):
-            return -(styles[pairs[:, 0]] - styles[pairs[:, 1]]).pow(2).sum(1)
-
-        offset, _ = best_offset(scores(split.train_pairs), split.train_labels)
-        out[k] = float(((scores(split.test_pairs) + offset > 0).double() == split.test_labels).double().mean())
-    return out
+    return {k: style_accuracy(z[:, order[:k]] * weights[order[:k]].sqrt(), split) for k in ks}
 
 
-def supervised_reference(graph, catalogue, relation: str, seed: int, folds: int = 4, ridge: float = 1.0) -> tuple[float, float]:
+def supervised_reference(graph, catalogue, relation: str, split, seed: int, folds: int = 4, ridge: float = 1.0) -> tuple[float, float]:
     """(in-sample, cross-fitted) test accuracy of a linear map from features to the exact planted styles.
 
     A ridge regression of the styles on the features (divided by their largest value, as
@@ -82,22 +88,12 @@ def supervised_reference(graph, catalogue, relation: str, seed: int, folds: int 
     products than feature dimensions that is an interpolation, not evidence that a map
     learnt from data can get there.
     """
-    truth = np.load(catalogue.truth_path)
-    row = {asin: i for i, asin in enumerate(truth["asins"].tolist())}
-    weights = torch.as_tensor(catalogue.params["relations"][relation]["weights"], dtype=torch.float64)
-    z = torch.as_tensor(truth["z"][[row[a] for a in graph.asins]], dtype=torch.float64) * weights.sqrt()
+    z, weights = planted_styles(graph, catalogue, relation)
+    z = z * weights.sqrt()
     x = torch.from_numpy(np.array(graph.features, dtype=np.float32))
     x = x / x.max()
     x = x - x.mean(0)  # features only: no label is used to centre them
     gram = (x @ x.T).double()
-    split = split_pairs(graph, relation, seed)
-
-    def accuracy(styles):
-        def scores(pairs):
-            return -(styles[pairs[:, 0]] - styles[pairs[:, 1]]).pow(2).sum(1)
-
-        offset, _ = best_offset(scores(split.train_pairs), split.train_labels)
-        return float(((scores(split.test_pairs) + offset > 0).double() == split.test_labels).double().mean())
 
     def fit_predict(fit, predict):
         centre = z[fit].mean(0)
@@ -111,15 +107,17 @@ def supervised_reference(graph, catalogue, relation: str, seed: int, folds: int 
     crossed = torch.empty_like(z)
     for i, held in enumerate(parts):
         crossed[held] = fit_predict(torch.cat([p for j, p in enumerate(parts) if j != i]), held)
-    return accuracy(in_sample), accuracy(crossed)
+    return style_accuracy(in_sample, split), style_accuracy(crossed, split)
 
 
 def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes: float | None, catalogue=None, noise_floor=None,
               negatives=None) -> list[dict]:
     rows = []
-    true_style = true_style_accuracy(graph, catalogue, relation, seed, ks) if catalogue is not None else {}
+    true_style = {}
     if catalogue is not None:
-        fitted, crossed = supervised_reference(graph, catalogue, relation, seed)
+        split = split_pairs(graph, relation, seed)
+        true_style = true_style_accuracy(graph, catalogue, relation, split, ks)
+        fitted, crossed = supervised_reference(graph, catalogue, relation, split, seed)
         print(f"  reference: a linear map from the features to the exact planted styles scores {crossed:.4f} on products "
               f"whose styles it was not fitted on (ridge, 4-fold cross-fitted), {fitted:.4f} fitted on every product", flush=True)
     for decoder in decoders:
