@@ -62,6 +62,8 @@ class LinkModel(nn.Module):
     needs_features: ClassVar[bool] = False
     #: False for models fitted in closed form by :meth:`fit` (no gradient epochs).
     trainable: ClassVar[bool] = True
+    #: True when other relations can be trained in its style space (``--aux-relations``).
+    shares_style: ClassVar[bool] = False
 
     # -- construction ---------------------------------------------------------------
     def hparams(self) -> dict[str, Any]:
@@ -154,13 +156,16 @@ class MetricModel(LinkModel):
     def embed_dim(self) -> int:
         raise NotImplementedError
 
-    def logits(self, inputs: Tensor, pairs: Tensor) -> Tensor:
-        """S = embed(X) once for the rows the pairs touch, then gather; never per-pair projections."""
+    def pair_styles(self, inputs: Tensor, pairs: Tensor) -> tuple[Tensor, Tensor]:
+        """(style rows, pairs re-indexed into them): S = embed(X) once for the rows the
+        pairs touch (every row when most are), so pairs are never projected one by one."""
         nodes, local = torch.unique(pairs, return_inverse=True)
         if len(nodes) * 2 > len(inputs):  # most rows are touched: project them all
-            style, local = self.embed_chunked(inputs), pairs
-        else:
-            style = self.embed_chunked(inputs[nodes])
+            return self.embed_chunked(inputs), pairs
+        return self.embed_chunked(inputs[nodes]), local
+
+    def logits(self, inputs: Tensor, pairs: Tensor) -> Tensor:
+        style, local = self.pair_styles(inputs, pairs)
         return self.shift - pair_distances(style, local)
 
     @torch.no_grad()

@@ -90,6 +90,7 @@ class MahalanobisModel(MetricModel):
     """
 
     name: ClassVar[str] = "mahalanobis"
+    shares_style: ClassVar[bool] = True
 
     def __init__(self, feature_dim: int, k: int = 10, preprocessing: str = "max", seed: int = 0) -> None:
         super().__init__()
