@@ -255,6 +255,8 @@ def train_command(
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="L2 penalty on the projection / embeddings, added to the loss (default per decoder: 1e-3 mahalanobis, 0 wnn, 1e-5 fm).", show_default=False),
     noise_floor: Optional[float] = typer.Option(None, "--noise-floor", help="Training likelihood P(edge) = floor + (1 - floor) sigmoid(c - d): the share of edges assumed unrelated to style, so that they cannot drag the projection (default 0: the plain logistic loss; 0.1 helped on planted features and hurt on the bundled sample, see docs/train.md).", show_default=False),
     negatives: Optional[int] = typer.Option(None, "--negatives", help="Random non-edges drawn per training edge every epoch (default 1, the paper's balance; the threshold is still chosen on balanced training pairs). 8 raised K = 10 accuracy on planted 4k features and lowered it on the bundled sample, see docs/train.md.", show_default=False),
+    aux_relations: Optional[str] = typer.Option(None, "--aux-relations", help="Comma-separated other relations of the graph (e.g. also_viewed,bought_together) whose edges also train the style space, each through its own K x K map; their pairs that are validation or test pairs of --relation are left out (mahalanobis only; default none).", show_default=False),
+    aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="Weight of each auxiliary relation's loss against the main relation's (default 1).", show_default=False),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation accuracy (0 = never).", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Fixes the negatives, the 80/10/10 split (hence the test pairs) and the initialisation."),
     candidates: int = typer.Option(100, "--candidates", help="Hard negatives per test query for hit@10/MRR/NDCG@10: its nearest neighbours in raw feature space that are not partners."),
@@ -279,7 +281,8 @@ def train_command(
     run = train(
         graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
         batch_size=batch_size, weight_decay=weight_decay, noise_floor=noise_floor, negatives=negatives, patience=patience,
-        candidates=candidates, force=force,
+        aux_relations=[name.strip() for name in aux_relations.split(",") if name.strip()] if aux_relations else None,
+        aux_weight=aux_weight, candidates=candidates, force=force,
         echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
         distributed=distributed,
     )

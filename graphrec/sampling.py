@@ -11,7 +11,8 @@ Protocol (McAuley et al., SIGIR 2015, section 4), for one relation:
 
 Training may replace its negatives every epoch (:func:`fresh_negatives`); fresh
 negatives avoid every edge and every validation/test pair, so nothing about held-out
-pairs reaches training.
+pairs reaches training. Other relations trained alongside in the same style space
+(:func:`auxiliary_relation`) lose every validation/test pair of the main relation too.
 
 Ranking candidate sets (for hit@10, MRR, NDCG@10): for a test query product, its
 held-out partners (test positives) plus ``n`` products that are not its partners in
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from graphrec.errors import DataError
+from graphrec.errors import DataError, UsageError
 from graphrec.graph import Graph
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "sample_non_edges",
     "split_pairs",
     "fresh_negatives",
+    "AuxiliaryRelation",
+    "auxiliary_relation",
     "query_partners",
     "knn_candidates",
     "nearest_rows",
@@ -137,6 +140,42 @@ def fresh_negatives(split: PairSplit, count: int, generator: torch.Generator) ->
     """New random non-edges for one training epoch, avoiding held-out pairs."""
     exclude = torch.cat([split.edge_keys, split.held_out_keys]).unique()
     return sample_non_edges(split.num_nodes, count, exclude, generator)
+
+
+@dataclass
+class AuxiliaryRelation:
+    """Training pairs of a second relation learnt in the main relation's style space."""
+
+    relation: str
+    num_nodes: int
+    positives: Tensor  # [m, 2] its edges, minus every held-out pair of the main split
+    exclude: Tensor  # sorted keys its negatives avoid: its edges and the held-out pairs
+
+    def epoch_pairs(self, negatives: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(pairs, labels) for one epoch: every edge and ``negatives`` fresh random
+        non-edges per edge, shuffled."""
+        fresh = sample_non_edges(self.num_nodes, negatives * len(self.positives), self.exclude, generator)
+        pairs = torch.cat([self.positives, fresh])
+        labels = torch.cat([torch.ones(len(self.positives)), torch.zeros(len(fresh))])
+        order = torch.randperm(len(pairs), generator=generator)
+        return pairs[order], labels[order]
+
+
+def auxiliary_relation(graph: Graph, split: PairSplit, relation: str) -> AuxiliaryRelation:
+    """``relation``'s edges as extra training signal for ``split``'s model. Any pair that is
+    a validation or test pair of the main relation (an edge or a non-edge there) is dropped
+    from its edges and never drawn as its negative: an also_viewed edge between two test
+    products would otherwise tell training that they are alike."""
+    if relation == split.relation:
+        raise UsageError(f"the auxiliary relation {relation!r} is the relation being learnt; choose another one.")
+    edges = graph.edge_index(relation).t().contiguous()
+    held_out = split.held_out_keys
+    keys = pair_keys(edges, split.num_nodes)
+    keep = ~torch.isin(keys, held_out)
+    if int(keep.sum()) == 0:
+        raise DataError(f"the relation {relation!r} of {graph.path} has no edges outside the held-out pairs; it cannot help training.")
+    exclude = torch.cat([keys, held_out]).unique()
+    return AuxiliaryRelation(relation, split.num_nodes, edges[keep], exclude)
 
 
 @dataclass

@@ -7,7 +7,9 @@
 Gradient-trained decoders (mahalanobis, wnn, fm) use mini-batch Adam over labelled
 pairs with an L2 penalty on the projection / embeddings (``weight_decay`` x sum of
 squares, added to the loss), drawing fresh random non-edges every epoch (``negatives``
-per training edge, default 1; never a validation/test pair). Weights are averaged over
+per training edge, default 1; never a validation/test pair). Other relations can train
+the same style space (``aux_relations``, see :mod:`graphrec.models.heads`), each with its
+own edges and negatives and a loss weighted by ``aux_weight``. Weights are averaged over
 steps (an exponential moving average, ``ema``), which removes most of Adam's step noise
 in a 4096 x K projection. After every epoch the decision threshold is re-chosen on the
 training pairs (:func:`best_offset`); the epoch with the best validation accuracy is kept
@@ -24,7 +26,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -36,9 +38,11 @@ from graphrec.errors import UsageError
 from graphrec.evaluate import binary_metrics, evaluate_model
 from graphrec.graph import Graph, load_graph
 from graphrec.models import LinkModel, MetricModel, model_class
+from graphrec.models.base import pair_distances
+from graphrec.models.heads import RelationHeads
 from graphrec.runs import Run, RunWriter, graph_checksum
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
-from graphrec.sampling import PairSplit, fresh_negatives, split_pairs
+from graphrec.sampling import AuxiliaryRelation, PairSplit, auxiliary_relation, fresh_negatives, split_pairs
 
 __all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "default_batch_size", "default_run_dir", "plot_history", "link_loss"]
 
@@ -60,6 +64,8 @@ class TrainOptions:
     ema: float | None = None
     noise_floor: float | None = None
     negatives: int | None = None
+    aux_relations: list[str] | None = None
+    aux_weight: float | None = None
     fresh_negatives: bool = True
     calibrate: bool = True
 
@@ -72,6 +78,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "euclidean": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0, "noise_floor": 0.0, "negatives": 1},
     "category-tree": {"epochs": 1, "lr": 0.0, "batch_size": 0, "weight_decay": 0.0, "patience": 0, "ema": 0.0, "noise_floor": 0.0, "negatives": 1},
 }
+#: Defaults shared by every decoder: no auxiliary relation; weight 1 when some are given.
+AUX_DEFAULTS: dict[str, Any] = {"aux_relations": [], "aux_weight": 1.0}
 
 
 def default_batch_size(batch_size: int, train_pairs: int, negatives: int = 1) -> int:
@@ -88,10 +96,18 @@ def default_run_dir(decoder: str, k: int) -> Path:
 
 
 def _resolve(decoder: str, options: TrainOptions) -> dict[str, Any]:
-    resolved = dict(DEFAULTS[decoder])
+    resolved = {**DEFAULTS[decoder], **AUX_DEFAULTS}
     for key, value in asdict(options).items():
         if value is not None:
             resolved[key] = value
+    resolved["aux_relations"] = list(resolved["aux_relations"])
+    aux = resolved["aux_relations"]
+    if aux and not model_class(decoder).shares_style:
+        raise UsageError(f"--aux-relations needs a decoder with a learnt style space (mahalanobis); {decoder} has none.")
+    if len(set(aux)) != len(aux):
+        raise UsageError(f"--aux-relations names a relation twice ({', '.join(aux)}).")
+    if not resolved["aux_weight"] > 0:
+        raise UsageError(f"--aux-weight must be positive (got {resolved['aux_weight']}).")
     for key in ("epochs", "batch_size", "patience"):
         if resolved[key] < 0:
             raise UsageError(f"--{key.replace('_', '-')} must not be negative (got {resolved[key]}).")
@@ -173,6 +189,15 @@ def fit_model(
     inputs = _training_inputs(model, graph)
     decayed = model.decay_parameters()
     params = [p for p in model.parameters() if p.requires_grad]
+    auxiliary: list[AuxiliaryRelation] = []
+    heads: RelationHeads | None = None
+    if settings.get("aux_relations"):
+        if ctx.world_size > 1:
+            raise UsageError("--aux-relations is not supported under torchrun yet; train it in one process.")
+        auxiliary = [auxiliary_relation(graph, split, name) for name in settings["aux_relations"]]
+        heads = RelationHeads(settings["aux_relations"], model.embed_dim, shift=float(model.shift.detach()))
+        params += list(heads.parameters())
+    aux_weight = float(settings.get("aux_weight") or 1.0)
     optimizer = torch.optim.Adam(params, lr=settings["lr"])
     forward = ctx.wrap_logits(model)  # model.logits, or DistributedDataParallel over it
     ema = float(settings.get("ema") or 0.0)
@@ -189,6 +214,8 @@ def fit_model(
     first = 1
     if resume is not None:  # continue after the checkpoint's epoch, in the same state
         model.load_state_dict(resume["model"])
+        if heads is not None:
+            heads.load_state_dict(resume["heads"])
         optimizer.load_state_dict(resume["optimizer"])
         if average is not None:
             for mean, saved in zip(average, resume["average"]):
@@ -213,13 +240,23 @@ def fit_model(
             labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
             order = torch.randperm(len(pairs), generator=generator)
             pairs, labels = pairs[order], labels[order]
+            # each auxiliary relation's epoch is cut into as many steps as the main one
+            aux_epoch = [relation.epoch_pairs(ratio, generator) for relation in auxiliary]
+            steps = max(1, math.ceil(len(pairs) / batch))
+            aux_batch = [math.ceil(len(aux_pairs) / steps) for aux_pairs, _ in aux_epoch]
             total_loss, correct = 0.0, 0
-            for start in range(0, len(pairs), batch):
+            for step, start in enumerate(range(0, len(pairs), batch)):
                 part, target = pairs[start : start + batch], labels[start : start + batch]
                 mine = ctx.batch_shard(len(part))  # the whole batch in one process
                 part, target, share = part[mine], target[mine], len(part) / ctx.world_size
-                logits = forward(inputs, part)
-                loss = link_loss(logits, target, floor) / share
+                if heads is None:
+                    logits = forward(inputs, part)
+                    loss = link_loss(logits, target, floor) / share
+                else:
+                    aux_parts = [(p[step * size : (step + 1) * size], t[step * size : (step + 1) * size])
+                                 for (p, t), size in zip(aux_epoch, aux_batch)]
+                    logits, aux_loss = _shared_style_logits(model, heads, inputs, part, aux_parts, floor)
+                    loss = link_loss(logits, target, floor) / share + aux_weight * aux_loss
                 if settings["weight_decay"] and decayed:
                     loss = loss + settings["weight_decay"] * sum((p * p).sum() for p in decayed)
                 optimizer.zero_grad(set_to_none=True)
@@ -254,6 +291,7 @@ def fit_model(
                 _swap(params, average)
             if on_epoch:
                 on_epoch(row, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               **({"heads": heads.state_dict()} if heads is not None else {}),
                                "best_state": best_state, "best_epoch": best_epoch, "history": history,
                                "rng": generator.get_state(), "average": average, "best": best, "stale": stale})
             progress.advance(task)
@@ -262,6 +300,21 @@ def fit_model(
     model.load_state_dict(best_state)
     model.eval()
     return history, best_epoch
+
+
+def _shared_style_logits(model: MetricModel, heads: RelationHeads, inputs: Tensor, part: Tensor,
+                         aux_parts: list[tuple[Tensor, Tensor]], floor: float) -> tuple[Tensor, Tensor]:
+    """The main relation's logits for ``part`` and the auxiliary relations' summed mean
+    losses on their ``(pairs, labels)`` batches, from one projection of the rows they touch."""
+    sizes = [len(part)] + [len(pairs) for pairs, _ in aux_parts]
+    style, local = model.pair_styles(inputs, torch.cat([part] + [pairs for pairs, _ in aux_parts]))
+    chunks = local.split(sizes)
+    logits = model.shift - pair_distances(style, chunks[0])
+    aux_loss = logits.new_zeros(())
+    for index, (chunk, (_, target)) in enumerate(zip(chunks[1:], aux_parts)):
+        if len(chunk):
+            aux_loss = aux_loss + link_loss(heads.logits(style, chunk, index), target, floor) / len(chunk)
+    return logits, aux_loss
 
 
 def link_loss(logits: Tensor, target: Tensor, floor: float = 0.0) -> Tensor:
@@ -390,6 +443,8 @@ def train(
     ema: float | None = None,
     noise_floor: float | None = None,
     negatives: int | None = None,
+    aux_relations: Sequence[str] | None = None,
+    aux_weight: float | None = None,
     preprocessing: str | None = None,
     candidates: int = 100,
     max_queries: int | None = 1000,
@@ -405,12 +460,15 @@ def train(
     line per epoch (default: print unless ``quiet``). Returns the loaded :class:`Run`
     (its ``metrics`` as in ``metrics.json``). ``resume`` continues an interrupted run of
     the same options from its last per-epoch checkpoint (``.<out>.partial/checkpoint.pt``)
-    and ends with the same metrics as an uninterrupted run.
+    and ends with the same metrics as an uninterrupted run. ``aux_relations`` (e.g.
+    ``["also_viewed", "bought_together"]``) also trains on those relations' edges in the
+    same style space, each loss weighted by ``aux_weight`` (mahalanobis only).
     """
     cls = model_class(decoder)
     if candidates < 1:
         raise UsageError(f"--candidates must be at least 1 (got {candidates}).")
-    settings = _resolve(decoder, TrainOptions(epochs, lr, batch_size, weight_decay, patience, ema, noise_floor, negatives))
+    settings = _resolve(decoder, TrainOptions(epochs, lr, batch_size, weight_decay, patience, ema, noise_floor, negatives,
+                                              list(aux_relations) if aux_relations is not None else None, aux_weight))
     graph = load_graph(graph if graph is not None else WORK_GRAPH) if not isinstance(graph, Graph) else graph
     if cls.needs_features:
         features = graph.require_features(f"the {decoder} decoder")
@@ -418,7 +476,10 @@ def train(
             raise UsageError(f"K = {k} is larger than the feature dimension {features.shape[1]} of {graph.path}; choose --k {features.shape[1]} or less.")
     if k < 1:
         raise UsageError(f"--k must be at least 1 (got {k}).")
-    graph.edge_index(relation)  # clear error for an unknown relation
+    for name in [relation, *settings["aux_relations"]]:
+        graph.edge_index(name)  # clear error for an unknown relation
+    if relation in settings["aux_relations"]:
+        raise UsageError(f"--aux-relations names {relation!r}, the relation being learnt; choose other relations.")
     out = Path(out_dir) if out_dir is not None else default_run_dir(decoder, k)
     say = echo if echo is not None else (lambda line: None) if quiet else print
 
