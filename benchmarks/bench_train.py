@@ -10,6 +10,7 @@ reference numbers of a course project with the same model.
     python benchmarks/bench_train.py                       # 4,000 products, K = 1 10 100
     python benchmarks/bench_train.py --products 2000 --k 10
     python benchmarks/bench_train.py --sample-graph graphrec-sample/graph   # also the bundled sample
+    python benchmarks/bench_train.py --k 10 --negatives 8 --aux-relations also_viewed bought_together
 
 Goals: Mahalanobis within 0.01 of the Bayes limit at K = 10; K = 100 no worse than
 K = 10 by more than 0.005; K = 1 clearly above Euclidean; K = 10 trained in < 20 s on
@@ -110,8 +111,10 @@ def supervised_reference(graph, catalogue, relation: str, split, seed: int, fold
     return style_accuracy(in_sample, split), style_accuracy(crossed, split)
 
 
-def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes: float | None, catalogue=None, noise_floor=None,
-              negatives=None) -> list[dict]:
+def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes: float | None, catalogue=None,
+              options: dict | None = None) -> list[dict]:
+    """Train every decoder (at every K) and print the table; ``options`` are extra
+    training options for mahalanobis (``noise_floor``, ``negatives``, ``aux_relations``)."""
     rows = []
     true_style = {}
     if catalogue is not None:
@@ -124,8 +127,7 @@ def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes
         for k in ks if decoder in K_DECODERS else ks[:1]:
             started = time.perf_counter()
             run = train(graph, decoder=decoder, k=k, relation=relation, seed=seed, out_dir=work / f"{label}-{decoder}-k{k}", quiet=True, force=True,
-                        noise_floor=noise_floor if decoder == "mahalanobis" else None,
-                        negatives=negatives if decoder == "mahalanobis" else None)
+                        **((options or {}) if decoder == "mahalanobis" else {}))
             wall = time.perf_counter() - started
             m = run.metrics
             rows.append({
@@ -163,6 +165,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise-floor", type=float, default=None, help="mahalanobis --noise-floor (default: train's default)")
     parser.add_argument("--negatives", type=int, default=None, help="mahalanobis --negatives (default: train's default)")
+    parser.add_argument("--aux-relations", nargs="+", default=None, metavar="RELATION",
+                        help="mahalanobis --aux-relations, e.g. also_viewed bought_together (default: none)")
     parser.add_argument("--spectrum", nargs="+", choices=sorted(SPECTRUM_FACTORS), default=["flat", "decaying"],
                         help="style spectra of the generated catalogues (default: both)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the goal is stated for 2 cores)")
@@ -170,6 +174,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="keep generated files here (default: a temporary folder)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    options = {"noise_floor": args.noise_floor, "negatives": args.negatives, "aux_relations": args.aux_relations}
+    if any(value is not None for value in options.values()):
+        print("mahalanobis options: " + ", ".join(f"{key} {value}" for key, value in options.items() if value is not None))
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
@@ -185,7 +192,7 @@ def main() -> None:
                   f"{edges} {args.relation} edges (generated and built in {time.perf_counter() - started:.1f}s); "
                   f"torch threads {args.threads}")
             run_table(graph, args.decoder, args.k, args.relation, args.seed, work / "runs", f"synthetic ({spectrum})",
-                      catalogue.bayes_limit[args.relation], catalogue, args.noise_floor, args.negatives)
+                      catalogue.bayes_limit[args.relation], catalogue, options)
 
         if args.sample_graph is not None:
             sample = load_graph(args.sample_graph)
@@ -194,7 +201,7 @@ def main() -> None:
             if info.is_file():
                 bayes = json.loads(info.read_text()).get("bayes_limit", {}).get(args.relation)
             print()
-            run_table(sample, args.decoder, args.k, args.relation, args.seed, work / "runs", "bundled sample", bayes)
+            run_table(sample, args.decoder, args.k, args.relation, args.seed, work / "runs", "bundled sample", bayes, options=options)
 
 
 if __name__ == "__main__":
