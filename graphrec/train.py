@@ -251,14 +251,16 @@ def fit_model(
                 part, target, share = part[mine], target[mine], len(part) / ctx.world_size
                 if heads is None:
                     logits = forward(inputs, part)
-                    loss = link_loss(logits, target, floor) / share
                 else:
                     aux_parts = [(p[step * size : (step + 1) * size], t[step * size : (step + 1) * size])
                                  for (p, t), size in zip(aux_epoch, aux_batch)]
                     logits, aux_loss = _shared_style_logits(model, heads, inputs, part, aux_parts, floor)
-                    loss = link_loss(logits, target, floor) / share + aux_weight * aux_loss
+                loss = link_loss(logits, target, floor) / share
                 if settings["weight_decay"] and decayed:
                     loss = loss + settings["weight_decay"] * sum((p * p).sum() for p in decayed)
+                total_loss += loss.detach().item() * share  # the main relation's loss: history reads the same with or without heads
+                if heads is not None:
+                    loss = loss + aux_weight * aux_loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -266,7 +268,6 @@ def fit_model(
                     with torch.no_grad():
                         for mean, p in zip(average, params):
                             mean.mul_(ema).add_(p.detach(), alpha=1 - ema)
-                total_loss += loss.detach().item() * share
                 correct += int(((logits.detach() > 0).float() == target).sum())
             total_loss, correct = ctx.all_reduce_sum(total_loss, correct)
             model.eval()
