@@ -161,11 +161,13 @@ class AuxiliaryRelation:
         return pairs[order], labels[order]
 
 
-def auxiliary_relation(graph: Graph, split: PairSplit, relation: str) -> AuxiliaryRelation:
+def auxiliary_relation(graph: Graph, split: PairSplit, relation: str, max_edges: int = MAX_TRAIN_PAIRS // 2) -> AuxiliaryRelation:
     """``relation``'s edges as extra training signal for ``split``'s model. Any pair that is
     a validation or test pair of the main relation (an edge or a non-edge there) is dropped
     from its edges and never drawn as its negative: an also_viewed edge between two test
-    products would otherwise tell training that they are alike."""
+    products would otherwise tell training that they are alike. Like the main relation's
+    training pairs, the edges are capped (``max_edges``, a random subset fixed by the
+    split's seed), so a large catalogue's epoch stays bounded."""
     if relation == split.relation:
         raise UsageError(f"the auxiliary relation {relation!r} is the relation being learnt; choose another one.")
     edges = graph.edge_index(relation).t().contiguous()
@@ -175,7 +177,11 @@ def auxiliary_relation(graph: Graph, split: PairSplit, relation: str) -> Auxilia
     if int(keep.sum()) == 0:
         raise DataError(f"the relation {relation!r} of {graph.path} has no edges outside the held-out pairs; it cannot help training.")
     exclude = torch.cat([keys, held_out]).unique()
-    return AuxiliaryRelation(relation, split.num_nodes, edges[keep], exclude)
+    edges = edges[keep]
+    if len(edges) > max_edges:
+        pick = torch.randperm(len(edges), generator=torch.Generator().manual_seed(split.seed))[:max_edges]
+        edges = edges[pick.sort().values]
+    return AuxiliaryRelation(relation, split.num_nodes, edges, exclude)
 
 
 @dataclass

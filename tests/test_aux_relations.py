@@ -57,6 +57,9 @@ def test_auxiliary_edges_never_touch_held_out_pairs():
     drawn = pair_keys(pairs[labels == 0], n)
     assert not torch.isin(drawn, held_out).any() and not torch.isin(drawn, viewed).any()
     assert torch.equal(pair_keys(pairs[labels == 1], n).sort().values, kept.sort().values)
+    capped = auxiliary_relation(graph, split, "also_viewed", max_edges=50)
+    assert len(capped.positives) == 50 and torch.isin(pair_keys(capped.positives, n), kept).all()
+    assert torch.equal(capped.exclude, aux.exclude)  # a dropped edge is still never drawn as a negative
 
 
 def test_auxiliary_relation_refuses_the_main_relation_and_an_empty_one():
