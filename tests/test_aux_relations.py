@@ -77,16 +77,18 @@ def test_auxiliary_relation_refuses_the_main_relation_and_an_empty_one():
 
 def test_shared_style_logits_match_the_model_and_the_heads():
     torch.manual_seed(0)
-    model = MahalanobisModel(feature_dim=6, k=3)
+    model = MahalanobisModel(feature_dim=6, k=3, preprocessing="sqrt")
     heads = RelationHeads(["also_viewed"], k=3, shift=0.5)
     with torch.no_grad():
         heads.maps[0].copy_(torch.randn(3, 3))
-    inputs = torch.rand(10, 6)
+    raw = torch.rand(10, 6)
+    inputs = model.prepare_rows(raw.clone())  # training inputs: square-rooted once (the default preprocessing)
+    assert not torch.allclose(inputs, raw)
     part = torch.tensor([[0, 1], [2, 3]])
     aux_pairs, aux_labels = torch.tensor([[4, 5], [6, 9], [7, 8]]), torch.tensor([1.0, 0.0, 1.0])
     logits, aux_loss = _shared_style_logits(model, heads, inputs, part, [(aux_pairs, aux_labels)], 0.0)
     assert torch.allclose(logits, model.logits(inputs, part))
-    style = model.embed(inputs)
+    style = model.embed(raw)
     diff = (style[aux_pairs[:, 0]] - style[aux_pairs[:, 1]]) @ heads.maps[0]
     want = link_loss(0.5 - (diff * diff).sum(-1), aux_labels) / 3
     assert torch.allclose(aux_loss, want)
@@ -100,7 +102,8 @@ def test_a_dense_auxiliary_relation_teaches_a_sparse_main_one(tmp_path):
     near = unseen.edge_index("also_viewed").t()
     far = torch.randint(0, unseen.num_nodes, (len(near), 2), generator=torch.Generator().manual_seed(0))
     pairs, labels = torch.cat([near, far]), torch.cat([torch.ones(len(near)), torch.zeros(len(far))])
-    settings = dict(decoder="mahalanobis", k=2, epochs=50, lr=0.05, batch_size=16, patience=0, quiet=True)
+    settings = dict(decoder="mahalanobis", k=2, epochs=50, lr=0.05, batch_size=16, patience=0, quiet=True,
+                    preprocessing="max", weight_decay=1e-3)
     for seed in (0, 1):
         graph = two_relation_graph(seed=seed)
         alone = train(graph, seed=seed, out_dir=tmp_path / f"alone{seed}", **settings)

@@ -50,19 +50,27 @@ def direct_metric_proba(model, graph, pairs):
     return torch.stack(out).detach()
 
 
-def test_mahalanobis_distance_and_probability_match_direct_computation():
+@pytest.mark.parametrize("preprocessing", ["sqrt", "max"])
+def test_mahalanobis_distance_and_probability_match_direct_computation(preprocessing):
     graph = tiny_graph()
-    model = MahalanobisModel.build(graph, PAIRS, LABELS, k=3, seed=1)
+    model = MahalanobisModel.build(graph, PAIRS, LABELS, k=3, seed=1, preprocessing=preprocessing)
     x = torch.from_numpy(np.asarray(graph.features, dtype=np.float32))
-    y = model.scale[:, None] * model.Y
-    for i, j in PAIRS.tolist():  # d = ||(x_i - x_j) Y||^2, the definition
-        d_direct = (((x[i] - x[j]) @ y) ** 2).sum()
+    largest = x.abs().max()  # every node is a training node here
+    if preprocessing == "sqrt":  # sign(x) sqrt(|x| / max), then Y
+        z, y = (x / largest).sign() * (x / largest).abs().sqrt(), model.Y
+    else:  # x / max, then Y: the scale folds into Y
+        z, y = x, model.scale[:, None] * model.Y
+    assert torch.allclose(model.scale, torch.full_like(model.scale, 1 / largest))
+    for i, j in PAIRS.tolist():  # d = ||(z_i - z_j) Y||^2, the definition
+        d_direct = (((z[i] - z[j]) @ y) ** 2).sum()
         s = model.embed(x)
         assert torch.allclose(((s[i] - s[j]) ** 2).sum(), d_direct, rtol=1e-4, atol=1e-5)
     expected = direct_metric_proba(model, graph, PAIRS)
     assert torch.allclose(model.predict_proba(graph, PAIRS), expected, atol=1e-6)
-    # training path (gathered rows of S = XY) gives the same logits
-    logits = model.logits(x, PAIRS)
+    # training path: rows prepared once, then gathered rows of S = prepare(X) Y
+    prepared = model.prepare_rows(x.clone())
+    assert torch.allclose(prepared, z if preprocessing == "sqrt" else x)
+    logits = model.logits(prepared, PAIRS)
     assert torch.allclose(torch.sigmoid(logits).detach(), expected, atol=1e-6)
     assert model.predict_proba(graph, torch.tensor([[3, 3]])).item() == pytest.approx(torch.sigmoid(model.shift).item())
 

@@ -18,6 +18,7 @@ import torch
 from graphrec.datasets.synthetic import generate_catalogue
 from graphrec.graph import build_graph, load_graph
 from graphrec.models import MahalanobisModel
+from graphrec.models.base import PreparedRows
 from graphrec.sampling import split_pairs
 
 DIM = 32
@@ -181,11 +182,17 @@ def test_training_from_the_memory_map_matches_in_memory(graph_dir, tmp_path, mon
                                   quiet=True, max_queries=20, candidates=10)
 
     graph = load_graph(graph_dir)
-    copied = train_module._training_inputs(MahalanobisModel(DIM, 2), graph)
+    model = MahalanobisModel(DIM, 2, preprocessing="max")
+    copied = train_module._training_inputs(model, graph)
     assert copied.dtype == torch.float32 and copied.data_ptr() != graph.features.ctypes.data
     monkeypatch.setattr(train_module, "IN_MEMORY_LIMIT", 0)
-    mapped_inputs = train_module._training_inputs(MahalanobisModel(DIM, 2), graph)
+    mapped_inputs = train_module._training_inputs(model, graph)
     assert mapped_inputs.dtype == torch.float16 and mapped_inputs.data_ptr() == graph.features.ctypes.data  # no copy
+    # square-rooted features (the default) are prepared as mini-batches read them, still without a copy
+    rooted = train_module._training_inputs(MahalanobisModel(DIM, 2, preprocessing="sqrt"), graph)
+    assert isinstance(rooted, PreparedRows) and rooted.rows.data_ptr() == graph.features.ctypes.data
+    want = MahalanobisModel(DIM, 2, preprocessing="sqrt").prepare(mapped_inputs[torch.tensor([3, 1])])
+    assert torch.equal(rooted[torch.tensor([3, 1])], want)
     in_memory, mapped = run(1 << 40, "in-memory"), run(0, "mapped")
     for key, value in in_memory.model.state_dict().items():
         torch.testing.assert_close(mapped.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)

@@ -14,7 +14,10 @@ a ``state_dict``; data-dependent set-up (preprocessing statistics, vocabularies)
 by the classmethod :meth:`LinkModel.build`, which sees the training pairs only.
 
 Metric models (:class:`MetricModel`) also expose ``embed(x)`` and ``shift`` with
-``predict_proba == sigmoid(shift - ||embed(x_i) - embed(x_j)||^2)``.
+``predict_proba == sigmoid(shift - ||embed(x_i) - embed(x_j)||^2)``. Their model inputs
+are *prepared* feature rows: ``embed(x) == project(prepare(x))``, where ``prepare`` is the
+fixed value-wise preprocessing (a no-op unless the model's preprocessing cannot be folded
+into its map) and ``project`` the learnt map; training prepares every row once.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from torch import Tensor, nn
 
 from graphrec.graph import Graph
 
-__all__ = ["LinkModel", "MetricModel", "feature_rows", "pair_distances", "PAIR_CHUNK", "ROW_CHUNK"]
+__all__ = ["LinkModel", "MetricModel", "PreparedRows", "feature_rows", "pair_distances", "PAIR_CHUNK", "ROW_CHUNK"]
 
 PAIR_CHUNK = 65_536  # pairs scored at once by predict_proba
 ROW_CHUNK = 4_096  # feature rows converted to float32 at once
@@ -138,12 +141,36 @@ class MetricModel(LinkModel):
         applying the model's stored preprocessing."""
         raise NotImplementedError
 
+    #: True when :meth:`prepare` does more than convert to float32 (training then prepares every row once).
+    prepares = False
+
+    def prepare(self, x: Tensor) -> Tensor:
+        """Raw feature rows -> the model inputs its learnt map multiplies (float32)."""
+        return x.float()
+
+    def project(self, prepared: Tensor) -> Tensor:
+        """Prepared rows -> style space: ``embed(x) == project(prepare(x))``."""
+        return self.embed(prepared)
+
+    def prepare_rows(self, rows: Tensor) -> Tensor:
+        """Model inputs from a fresh tensor of raw rows ``[N, F]``, prepared in place a chunk
+        at a time (keeping its dtype). A memory map is wrapped in :class:`PreparedRows` instead."""
+        if not self.prepares:
+            return rows
+        for start in range(0, len(rows), ROW_CHUNK):
+            rows[start : start + ROW_CHUNK] = self.prepare(rows[start : start + ROW_CHUNK]).to(rows.dtype)
+        return rows
+
     def node_inputs(self, graph: Graph, nodes: Tensor | None = None) -> Tensor:
-        return feature_rows(graph, nodes, what=f"the {self.name} decoder")
+        return self.prepare_rows(feature_rows(graph, nodes, what=f"the {self.name} decoder"))
 
     def embed_chunked(self, x: Tensor, chunk: int = ROW_CHUNK) -> Tensor:
-        """:meth:`embed` over ``x`` a chunk of rows at a time (float16 rows become float32 per chunk)."""
+        """:meth:`embed` over raw rows ``x`` a chunk at a time (float16 rows become float32 per chunk)."""
         return torch.cat([self.embed(x[start : start + chunk]) for start in range(0, len(x), chunk)]) if len(x) else self.embed(x[:0])
+
+    def project_chunked(self, x: "Tensor | PreparedRows", chunk: int = ROW_CHUNK) -> Tensor:
+        """:meth:`project` over prepared rows ``x`` a chunk at a time."""
+        return torch.cat([self.project(x[start : start + chunk]) for start in range(0, len(x), chunk)]) if len(x) else self.project(x[:0])
 
     @torch.no_grad()
     def embed_nodes(self, graph: Graph, nodes: Tensor | None = None) -> Tensor:
@@ -161,8 +188,8 @@ class MetricModel(LinkModel):
         pairs touch (every row when most are), so pairs are never projected one by one."""
         nodes, local = torch.unique(pairs, return_inverse=True)
         if len(nodes) * 2 > len(inputs):  # most rows are touched: project them all
-            return self.embed_chunked(inputs), pairs
-        return self.embed_chunked(inputs[nodes]), local
+            return self.project_chunked(inputs), pairs
+        return self.project_chunked(inputs[nodes]), local
 
     def logits(self, inputs: Tensor, pairs: Tensor) -> Tensor:
         style, local = self.pair_styles(inputs, pairs)
@@ -174,6 +201,24 @@ class MetricModel(LinkModel):
         nodes, local = torch.unique(pairs, return_inverse=True)
         style = self.embed_nodes(graph, nodes)
         return torch.sigmoid(self.shift - pair_distances(style, local.reshape(-1, 2)))
+
+
+class PreparedRows:
+    """Rows of a raw feature tensor (a memory map at catalogue scale) passed through a
+    model's ``prepare`` as they are read: training inputs too large to prepare in memory."""
+
+    def __init__(self, rows: Tensor, prepare) -> None:
+        self.rows, self.prepare = rows, prepare
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.rows.shape
+
+    def __getitem__(self, index) -> Tensor:
+        return self.prepare(self.rows[index])
 
 
 def pair_distances(style: Tensor, pairs: Tensor) -> Tensor:

@@ -7,14 +7,16 @@ projection and the preprocessing is part of the model (stored in its ``state_dic
 
 * ``"max"`` (default): divide every value by the largest value seen on the training
   nodes (the authors' choice: 58.388599 on their fc7 files). With the L2 penalty on
-  ``Y`` this acts like ridge regression on raw features: rarely active, low-variance
-  dimensions get little weight. It generalised best on the synthetic benchmark;
+  ``Y`` this acts like ridge regression on raw features;
 * ``"std"``: divide each dimension by its standard deviation over the training nodes
   (dimensions that never vary keep scale 1); it gives rare dimensions equal say and
-  overfits more (about 0.01 lower test accuracy on the benchmark).
+  overfits more (about 0.01 below "max" on the benchmark);
+* ``"sqrt"``: divide by the largest value, then take the signed square root of every
+  value (``sign(x) sqrt(|x|)``, the "power normalisation" long used on CNN activations).
 
-The scale is folded into ``Y`` (``x @ (scale * Y)``), so preprocessing costs F x K
-work per step, not N x F.
+A per-dimension scale is folded into ``Y`` (``x @ (scale * Y)``), so "max" and "std" cost
+F x K work per step, not N x F. The square root is not linear: :meth:`prepare` applies it,
+and training prepares every feature row once rather than at every step.
 """
 
 from __future__ import annotations
@@ -28,15 +30,19 @@ from graphrec.errors import UsageError
 from graphrec.graph import Graph
 from graphrec.models.base import ROW_CHUNK, MetricModel, feature_rows
 
-__all__ = ["MahalanobisModel", "PREPROCESSING", "feature_scale", "init_metric_scale"]
+__all__ = ["MahalanobisModel", "PREPROCESSING", "SCALES", "feature_scale", "init_metric_scale"]
 
-PREPROCESSING = ("std", "max")
+SCALES = ("std", "max")  # per-dimension scales (feature_scale), also used by wnn
+PREPROCESSING = (*SCALES, "sqrt")
 INIT_SAMPLE = 4_096  # training pairs used to calibrate the initial scale and shift
 
 
 def feature_scale(graph: Graph, nodes: Tensor, preprocessing: str) -> Tensor:
     """Per-dimension multipliers ``[F]`` computed from the rows of ``nodes`` only
-    (the training nodes: nothing from validation or test leaks into preprocessing)."""
+    (the training nodes: nothing from validation or test leaks into preprocessing).
+    ``"sqrt"`` scales like ``"max"`` before its square root."""
+    if preprocessing == "sqrt":
+        preprocessing = "max"
     if preprocessing not in PREPROCESSING:
         raise UsageError(f"unknown preprocessing {preprocessing!r}; choose one of {', '.join(PREPROCESSING)}.")
     features = graph.require_features("feature preprocessing")
@@ -114,16 +120,32 @@ class MahalanobisModel(MetricModel):
         return self.k
 
     @classmethod
-    def build(cls, graph: Graph, train_pairs: Tensor, train_labels: Tensor, k: int = 10, preprocessing: str = "max", seed: int = 0, **_: Any) -> "MahalanobisModel":
+    def build(cls, graph: Graph, train_pairs: Tensor, train_labels: Tensor, k: int = 10, preprocessing: str = "sqrt", seed: int = 0, **_: Any) -> "MahalanobisModel":
         features = graph.require_features("the mahalanobis decoder")
         model = cls(feature_dim=features.shape[1], k=k, preprocessing=preprocessing, seed=seed)
         model.scale.copy_(feature_scale(graph, torch.unique(train_pairs), preprocessing))
         init_metric_scale(model, graph, train_pairs, model.Y.data, seed=seed)
         return model
 
-    def embed(self, x: Tensor) -> Tensor:
-        return x.float() @ (self.scale.unsqueeze(1) * self.Y)
+    @property
+    def prepares(self) -> bool:  # type: ignore[override]
+        return self.preprocessing == "sqrt"
 
-    def projection(self) -> Tensor:
-        """The effective Y applied to raw features (preprocessing folded in): ``[F, K]``."""
-        return (self.scale.unsqueeze(1) * self.Y).detach()
+    def prepare(self, x: Tensor) -> Tensor:
+        x = x.float()
+        if self.preprocessing != "sqrt":
+            return x
+        x = x * self.scale
+        return x.sign() * x.abs().sqrt()
+
+    def project(self, prepared: Tensor) -> Tensor:
+        return prepared.float() @ self.projection(detach=False)
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.project(self.prepare(x))
+
+    def projection(self, detach: bool = True) -> Tensor:
+        """The map ``[F, K]`` applied to prepared features: raw features for "max" and "std"
+        (their scale folded in), square-rooted ones for "sqrt"."""
+        y = self.Y if self.preprocessing == "sqrt" else self.scale.unsqueeze(1) * self.Y
+        return y.detach() if detach else y

@@ -13,9 +13,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from graphrec.errors import UsageError
 from graphrec.graph import Graph
 from graphrec.models.base import MetricModel, feature_rows
-from graphrec.models.mahalanobis import INIT_SAMPLE, PREPROCESSING, feature_scale
+from graphrec.models.mahalanobis import INIT_SAMPLE, SCALES, feature_scale
 
 __all__ = ["WeightedNeighbourModel"]
 
@@ -27,7 +28,8 @@ class WeightedNeighbourModel(MetricModel):
 
     def __init__(self, feature_dim: int, preprocessing: str = "std", **_: Any) -> None:
         super().__init__()
-        assert preprocessing in PREPROCESSING
+        if preprocessing not in SCALES:
+            raise UsageError(f"the wnn baseline takes preprocessing {' or '.join(SCALES)} (got {preprocessing!r}).")
         self.feature_dim, self.preprocessing = int(feature_dim), preprocessing
         self.register_buffer("scale", torch.ones(feature_dim))
         self.raw_weight = nn.Parameter(torch.zeros(feature_dim))
