@@ -38,7 +38,7 @@ from graphrec.errors import UsageError
 from graphrec.evaluate import binary_metrics, evaluate_model
 from graphrec.graph import Graph, load_graph
 from graphrec.models import LinkModel, MetricModel, model_class
-from graphrec.models.base import pair_distances
+from graphrec.models.base import PreparedRows, pair_distances
 from graphrec.models.heads import RelationHeads
 from graphrec.runs import Run, RunWriter, graph_checksum
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
@@ -59,7 +59,7 @@ class TrainOptions:
     epochs: int | None = None
     lr: float | None = None
     batch_size: int | None = None
-    weight_decay: float | None = None
+    weight_decay: float | list[float] | None = None  # several: train once per value, keep the best on validation
     patience: int | None = None
     ema: float | None = None
     noise_floor: float | None = None
@@ -70,7 +70,8 @@ class TrainOptions:
     calibrate: bool = True
 
 
-#: Per-decoder defaults, chosen on the synthetic benchmark (benchmarks/bench_train.py).
+#: Per-decoder defaults, chosen on the synthetic benchmark (benchmarks/bench_train.py). A
+#: list of weight decays trains once per value and keeps the best on validation.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mahalanobis": {"epochs": 30, "lr": 0.003, "batch_size": 4096, "weight_decay": 1e-3, "patience": 6, "ema": 0.9, "noise_floor": 0.0, "negatives": 1},
     "wnn": {"epochs": 20, "lr": 0.01, "batch_size": 4096, "weight_decay": 0.0, "patience": 6, "ema": 0.9, "noise_floor": 0.0, "negatives": 1},
@@ -101,6 +102,11 @@ def _resolve(decoder: str, options: TrainOptions) -> dict[str, Any]:
         if value is not None:
             resolved[key] = value
     resolved["aux_relations"] = list(resolved["aux_relations"])
+    decay = resolved["weight_decay"]
+    decays = [float(value) for value in decay] if isinstance(decay, (list, tuple)) else [float(decay)]
+    if not decays or any(not value >= 0 for value in decays):
+        raise UsageError(f"--weight-decay needs one or more values >= 0 (got {decay}).")
+    resolved["weight_decay"] = decays if len(decays) > 1 else decays[0]
     aux = resolved["aux_relations"]
     if aux and not model_class(decoder).shares_style:
         raise UsageError(f"--aux-relations needs a decoder with a learnt style space (mahalanobis); {decoder} has none.")
@@ -133,9 +139,10 @@ def _training_inputs(model: LinkModel, graph: Graph) -> Tensor:
             # the rows it needs from the page cache, which the kernel may drop under pressure
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # read-only map: training never writes to it
-                return torch.from_numpy(features)
+                rows = torch.from_numpy(features)
+            return PreparedRows(rows, model.prepare) if model.prepares else rows
         dtype = torch.float32 if features.shape[0] * features.shape[1] * 4 <= FLOAT32_LIMIT else torch.float16
-        return feature_rows(graph, None, dtype=dtype)
+        return model.prepare_rows(feature_rows(graph, None, dtype=dtype))  # preprocessing applied once, not per step
     return model.node_inputs(graph)
 
 
@@ -318,6 +325,55 @@ def _shared_style_logits(model: MetricModel, heads: RelationHeads, inputs: Tenso
     return logits, aux_loss
 
 
+def _fit_over_decays(
+    model: LinkModel,
+    build: Callable[[], LinkModel],
+    graph: Graph,
+    split: PairSplit,
+    settings: dict[str, Any],
+    seed: int,
+    quiet: bool,
+    say: Callable[[str], None],
+    on_epoch: Callable[[dict[str, float], dict[str, Any]], None] | None,
+    resume: dict[str, Any] | None,
+    ctx: DistContext,
+) -> tuple[list[dict[str, float]], int, dict[str, Any]]:
+    """:func:`fit_model` once per weight decay in ``settings["weight_decay"]`` (a number or
+    a list), each from the same initialisation (``model``, then fresh ``build()`` ones);
+    ``model`` ends with the weights of the best validation accuracy (then AUC) over all of
+    them. Returns that fit's history and best epoch, and the search: ``{"chosen": decay,
+    "done": [one row per decay]}``. Checkpoints carry the finished decays, so ``resume``
+    skips them and continues the interrupted one."""
+    decays = settings["weight_decay"] if isinstance(settings["weight_decay"], list) else [settings["weight_decay"]]
+    state = (resume or {}).get("search") or {"done": [], "best": None}
+    done, best = list(state["done"]), state["best"]
+    for index, decay in enumerate(decays):
+        if index < len(done):
+            continue  # finished before the interruption
+        if len(decays) > 1:
+            say(f"weight decay {decay:g} ({index + 1} of {len(decays)})")
+        candidate = model if index == 0 else build()
+
+        def save(row: dict[str, float], checkpoint: dict[str, Any]) -> None:
+            on_epoch(row, {**checkpoint, "search": {"done": done, "best": best}})
+
+        history, best_epoch = fit_model(candidate, graph, split, {**settings, "weight_decay": decay}, seed=seed, quiet=quiet,
+                                        on_epoch=save if on_epoch is not None else None,
+                                        resume=resume if index == len(state["done"]) else None, ctx=ctx)
+        row = history[best_epoch - 1]
+        score = (row["val_accuracy"], row["val_auc"] if row["val_auc"] == row["val_auc"] else 0.0)
+        done.append({"weight_decay": decay, "val_accuracy": row["val_accuracy"], "val_auc": row["val_auc"],
+                     "best_epoch": best_epoch, "epochs_run": len(history)})
+        if best is None or score > tuple(best["score"]):
+            best = {"weight_decay": decay, "score": list(score), "state": copy.deepcopy(candidate.state_dict()),
+                    "history": history, "best_epoch": best_epoch}
+    if len(decays) > 1:
+        say(f"chose weight decay {best['weight_decay']:g} (best validation accuracy {best['score'][0]:.4f})")
+    model.load_state_dict(best["state"])
+    model.eval()
+    return best["history"], best["best_epoch"], {"chosen": best["weight_decay"], "done": done}
+
+
 def link_loss(logits: Tensor, target: Tensor, floor: float = 0.0) -> Tensor:
     """Summed negative log-likelihood of the pair labels under P(edge) = floor + (1 - floor) sigmoid(logits).
 
@@ -350,9 +406,9 @@ def _swap(params: list[torch.nn.Parameter], others: list[Tensor]) -> None:
 def _chunked_logits(model: LinkModel, inputs: Tensor, pairs: Tensor, chunk: int = 65_536) -> Tensor:
     if isinstance(model, MetricModel) and len(pairs) > chunk and 2 * len(pairs) > len(inputs):
         # every chunk would touch most rows: project all rows once (S = XY, a row chunk at a time), then gather
-        from graphrec.models.base import pair_distances
+        from graphrec.models.base import PreparedRows, pair_distances
 
-        return model.shift - pair_distances(model.embed_chunked(inputs), pairs)
+        return model.shift - pair_distances(model.project_chunked(inputs), pairs)
     parts = [model.logits(inputs, pairs[start : start + chunk]) for start in range(0, len(pairs), chunk)]
     return torch.cat(parts) if parts else torch.empty(0)
 
@@ -439,7 +495,7 @@ def train(
     quiet: bool = False,
     *,
     batch_size: int | None = None,
-    weight_decay: float | None = None,
+    weight_decay: float | Sequence[float] | None = None,
     patience: int | None = None,
     ema: float | None = None,
     noise_floor: float | None = None,
@@ -518,15 +574,19 @@ def train(
             say(f"epoch {int(row['epoch']):3d}  loss {row['loss']:.4f}  train acc {row['train_accuracy']:.4f}  "
                 f"val acc {row['val_accuracy']:.4f}  val auc {row['val_auc']:.4f}  ({row['seconds']:.1f}s)")
 
-        history, best_epoch = fit_model(model, graph, split, settings, seed=seed, quiet=quiet or not ctx.is_main,
-                                        on_epoch=on_epoch if writer is not None else None,
-                                        resume=checkpoint if cls.trainable else None, ctx=ctx)
+        def build() -> LinkModel:
+            return cls.build(graph, split.train_pairs, split.train_labels, **build_options)
+
+        history, best_epoch, search = _fit_over_decays(
+            model, build, graph, split, settings, seed=seed, quiet=quiet or not ctx.is_main, say=say,
+            on_epoch=on_epoch if writer is not None else None, resume=checkpoint if cls.trainable else None, ctx=ctx)
         train_seconds = time.perf_counter() - started
 
         def finish() -> tuple[Path, dict[str, Any]]:  # rank 0 only under torchrun
             evaluation = evaluate_model(model, graph, split, candidates=candidates, max_queries=max_queries, seed=seed)
             metrics = {"decoder": decoder, "k": k, "relation": relation, "train_seconds": train_seconds,
-                       "best_epoch": best_epoch, "epochs_run": len(history), **evaluation}
+                       "best_epoch": best_epoch, "epochs_run": len(history), "weight_decay": search["chosen"],
+                       **({"weight_decay_search": search["done"]} if len(search["done"]) > 1 else {}), **evaluation}
             writer.write_model(model)
             writer.write_history(history)
             writer.write_metrics(metrics)

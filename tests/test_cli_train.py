@@ -16,9 +16,12 @@ def test_train_evaluate_sweep_end_to_end(tmp_path):
     graph_dir = write_graph_dir(easy_graph(n=120), tmp_path / "graph")
     run_dir = tmp_path / "run"
     result = runner.invoke(app, ["train", "--graph", str(graph_dir), "--decoder", "mahalanobis", "--k", "2", "--epochs", "6",
-                                 "--batch-size", "256", "--lr", "0.02", "--negatives", "2", "-o", str(run_dir)])
+                                 "--batch-size", "256", "--lr", "0.02", "--negatives", "2", "--weight-decay", "1e-3,0.3",
+                                 "--preprocessing", "max", "-o", str(run_dir)])
     assert result.exit_code == 0, result.output
-    assert json.loads((run_dir / "config.json").read_text())["negatives"] == 2
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["negatives"] == 2 and config["weight_decay"] == [1e-3, 0.3] and config["preprocessing"] == "max"
+    assert "weight decay 0.3 (2 of 2)" in result.output and "chose weight decay" in result.output
     assert "epoch   1" in result.output and "hit@10" in result.output and "run written to" in result.output
     saved = json.loads((run_dir / "metrics.json").read_text())
 
@@ -50,6 +53,10 @@ def test_bad_options_give_one_line_errors(tmp_path):
     assert result.exit_code == 2 and "not a graph directory" in result.output
     result = runner.invoke(app, ["train", "--graph", str(graph_dir), "--negatives", "0", "-o", str(tmp_path / "r")])
     assert result.exit_code == 2 and "--negatives must be at least 1" in result.output
+    result = runner.invoke(app, ["train", "--graph", str(graph_dir), "--weight-decay", "1e-3,lots", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "--weight-decay takes numbers" in result.output
+    result = runner.invoke(app, ["train", "--graph", str(graph_dir), "--preprocessing", "log", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "unknown preprocessing 'log'" in result.output
     result = runner.invoke(app, ["evaluate", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "not a run directory" in result.output
     result = runner.invoke(app, ["sweep", "--graph", str(graph_dir), "--k", "1", "banana"])

@@ -172,7 +172,7 @@ def test_negatives_per_edge_are_drawn_fresh_and_recorded(tmp_path, monkeypatch):
         return pairs
 
     monkeypatch.setattr(train_module, "fresh_negatives", recording)
-    run = train(easy_graph(), decoder="mahalanobis", k=2, epochs=3, patience=0, negatives=3, out_dir=tmp_path / "r", quiet=True)
+    run = train(easy_graph(), decoder="mahalanobis", k=2, epochs=3, patience=0, negatives=3, weight_decay=1e-3, out_dir=tmp_path / "r", quiet=True)
     config = json.loads((run.path / "config.json").read_text())
     split_negatives = int((split_pairs(easy_graph(), "also_bought", 0).train_labels == 0).sum())
     assert config["negatives"] == 3
@@ -188,3 +188,47 @@ def test_negatives_per_edge_are_drawn_fresh_and_recorded(tmp_path, monkeypatch):
     assert train_module.default_batch_size(4096, 1_000, 1) == 256
     with pytest.raises(UsageError, match="--negatives"):
         train(easy_graph(), decoder="mahalanobis", negatives=0, out_dir=tmp_path / "s", quiet=True)
+
+
+def test_several_weight_decays_keep_the_best_on_validation(tmp_path):
+    run = train(easy_graph(), decoder="mahalanobis", k=2, epochs=6, lr=0.02, batch_size=128, weight_decay=[1e-3, 0.3, 30.0],
+                out_dir=tmp_path / "r", quiet=True)
+    search = run.metrics["weight_decay_search"]
+    assert [row["weight_decay"] for row in search] == [1e-3, 0.3, 30.0]
+    best = max(search, key=lambda row: (row["val_accuracy"], row["val_auc"]))
+    assert run.metrics["weight_decay"] == best["weight_decay"] != 30.0  # a penalty of 30 flattens the style space
+    assert run.metrics["val"]["accuracy"] == pytest.approx(best["val_accuracy"])
+    assert run.metrics["best_epoch"] == best["best_epoch"]
+    assert json.loads((run.path / "config.json").read_text())["weight_decay"] == [1e-3, 0.3, 30.0]
+    single = train(easy_graph(), decoder="mahalanobis", k=2, epochs=6, lr=0.02, batch_size=128, weight_decay=best["weight_decay"],
+                   out_dir=tmp_path / "single", quiet=True)
+    assert torch.equal(single.model.Y, run.model.Y)  # the kept fit is exactly the single-decay run
+    assert "weight_decay_search" not in single.metrics
+    with pytest.raises(UsageError, match="--weight-decay"):
+        train(easy_graph(), decoder="mahalanobis", weight_decay=[1e-3, -1.0], out_dir=tmp_path / "bad", quiet=True)
+
+
+def test_an_interrupted_weight_decay_search_resumes_without_refitting(tmp_path, monkeypatch):
+    import graphrec.runs as runs
+    import graphrec.train as train_module
+
+    options = dict(decoder="mahalanobis", k=2, epochs=4, lr=0.02, batch_size=128, patience=0, weight_decay=[1e-3, 0.3], quiet=True)
+    reference = train(easy_graph(), out_dir=tmp_path / "reference", **options)
+    real_save = runs.RunWriter.save_checkpoint
+
+    def stop_in_the_second_fit(self, state):
+        real_save(self, state)
+        if len(state["search"]["done"]) == 1 and state["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.RunWriter, "save_checkpoint", stop_in_the_second_fit)
+    with pytest.raises(KeyboardInterrupt):
+        train(easy_graph(), out_dir=tmp_path / "run", **options)
+    monkeypatch.setattr(runs.RunWriter, "save_checkpoint", real_save)
+    fits = []
+    real_fit = train_module.fit_model
+    monkeypatch.setattr(train_module, "fit_model", lambda *a, **kw: fits.append(kw["resume"] is not None) or real_fit(*a, **kw))
+    resumed = train(easy_graph(), out_dir=tmp_path / "run", resume=True, **options)
+    assert fits == [True]  # the first decay is not refitted; the second continues from its checkpoint
+    assert resumed.metrics["weight_decay_search"] == reference.metrics["weight_decay_search"]
+    assert resumed.metrics["test"] == reference.metrics["test"]
