@@ -167,10 +167,13 @@ def fit_model(
     quiet: bool = True,
     resume: dict[str, Any] | None = None,
     ctx: DistContext | None = None,
+    inputs: Any = None,
 ) -> tuple[list[dict[str, float]], int]:
     """Train ``model`` in place; returns (history rows, best epoch). The best epoch's
     weights (by validation accuracy, then AUC) are loaded back at the end.
 
+    ``inputs`` are the model inputs of every node (default: read and prepared here); pass
+    them to share one copy between fits of identically built models.
     ``on_epoch(row, checkpoint)`` is called after every epoch with the history row and a
     checkpoint dict (model/optimiser/best state, RNG state); passing the last one as
     ``resume`` continues after its epoch exactly as if training had never stopped.
@@ -195,7 +198,7 @@ def fit_model(
         return [row], 1
 
     generator = torch.Generator().manual_seed(seed + 1)
-    inputs = _training_inputs(model, graph)
+    inputs = _training_inputs(model, graph) if inputs is None else inputs
     decayed = model.decay_parameters()
     params = [p for p in model.parameters() if p.requires_grad]
     auxiliary: list[AuxiliaryRelation] = []
@@ -348,6 +351,8 @@ def _fit_over_decays(
     skips them and continues the interrupted one."""
     decays = settings["weight_decay"] if isinstance(settings["weight_decay"], list) else [settings["weight_decay"]]
     state = (resume or {}).get("search") or {"done": [], "best": None}
+    # every fit starts from the same build, so the same preprocessing: read and prepare the rows once
+    inputs = _training_inputs(model, graph) if model.trainable and len(decays) > len(state["done"]) else None
     done, best = list(state["done"]), state["best"]
     for index, decay in enumerate(decays):
         if index < len(done):
@@ -361,7 +366,7 @@ def _fit_over_decays(
 
         history, best_epoch = fit_model(candidate, graph, split, {**settings, "weight_decay": decay}, seed=seed, quiet=quiet,
                                         on_epoch=save if on_epoch is not None else None,
-                                        resume=resume if index == len(state["done"]) else None, ctx=ctx)
+                                        resume=resume if index == len(state["done"]) else None, ctx=ctx, inputs=inputs)
         row = history[best_epoch - 1]
         score = (row["val_accuracy"], row["val_auc"] if row["val_auc"] == row["val_auc"] else 0.0)
         done.append({"weight_decay": decay, "val_accuracy": row["val_accuracy"], "val_auc": row["val_auc"],
