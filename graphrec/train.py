@@ -38,7 +38,7 @@ from graphrec.errors import UsageError
 from graphrec.evaluate import binary_metrics, evaluate_model
 from graphrec.graph import Graph, load_graph
 from graphrec.models import LinkModel, MetricModel, model_class
-from graphrec.models.base import PreparedRows, pair_distances
+from graphrec.models.base import PreparedRows, feature_rows, pair_distances
 from graphrec.models.heads import RelationHeads
 from graphrec.runs import Run, RunWriter, graph_checksum
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
@@ -133,8 +133,6 @@ def _resolve(decoder: str, options: TrainOptions) -> dict[str, Any]:
 def _training_inputs(model: LinkModel, graph: Graph) -> Tensor:
     """Every node's model input held in memory for the epochs (float16 features when large)."""
     if isinstance(model, MetricModel):
-        from graphrec.models.base import feature_rows
-
         features = graph.require_features(f"the {model.name} decoder")
         if isinstance(features, np.memmap) and features.nbytes > IN_MEMORY_LIMIT:
             # catalogue scale (1.5M x 4096 float16 = 12 GB): no copy; each mini-batch reads
@@ -413,8 +411,6 @@ def _swap(params: list[torch.nn.Parameter], others: list[Tensor]) -> None:
 def _chunked_logits(model: LinkModel, inputs: Tensor, pairs: Tensor, chunk: int = 65_536) -> Tensor:
     if isinstance(model, MetricModel) and len(pairs) > chunk and 2 * len(pairs) > len(inputs):
         # every chunk would touch most rows: project all rows once (S = XY, a row chunk at a time), then gather
-        from graphrec.models.base import PreparedRows, pair_distances
-
         return model.shift - pair_distances(model.project_chunked(inputs), pairs)
     parts = [model.logits(inputs, pairs[start : start + chunk]) for start in range(0, len(pairs), chunk)]
     return torch.cat(parts) if parts else torch.empty(0)
