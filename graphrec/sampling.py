@@ -37,6 +37,7 @@ __all__ = [
     "CandidateSets",
     "pair_keys",
     "sample_non_edges",
+    "shuffled_pairs",
     "split_pairs",
     "fresh_negatives",
     "AuxiliaryRelation",
@@ -79,6 +80,14 @@ def sample_non_edges(num_nodes: int, count: int, exclude: Tensor, generator: tor
         keys = keys[first.sort().values]
         chosen = torch.cat([chosen, keys[:need]])
     return torch.stack([chosen // num_nodes, chosen % num_nodes], dim=1)
+
+
+def shuffled_pairs(positives: Tensor, negatives: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """(pairs, float labels) of ``positives`` (1) and ``negatives`` (0), shuffled by ``generator``."""
+    pairs = torch.cat([positives, negatives])
+    labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
+    order = torch.randperm(len(pairs), generator=generator)
+    return pairs[order], labels[order]
 
 
 @dataclass
@@ -124,10 +133,7 @@ def split_pairs(graph: Graph, relation: str = "also_bought", seed: int = 0, frac
     positives = edges.t().contiguous()
     edge_keys = pair_keys(positives, num_nodes).sort().values
     negatives = sample_non_edges(num_nodes, len(positives), edge_keys, generator)
-    pairs = torch.cat([positives, negatives])
-    labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
-    order = torch.randperm(len(pairs), generator=generator)
-    pairs, labels = pairs[order], labels[order]
+    pairs, labels = shuffled_pairs(positives, negatives, generator)
     n_train = int(round(fractions[0] * len(pairs)))
     n_val = int(round(fractions[1] * len(pairs)))
     train = slice(0, min(n_train, max_train))
@@ -155,10 +161,7 @@ class AuxiliaryRelation:
         """(pairs, labels) for one epoch: every edge and ``negatives`` fresh random
         non-edges per edge, shuffled."""
         fresh = sample_non_edges(self.num_nodes, negatives * len(self.positives), self.exclude, generator)
-        pairs = torch.cat([self.positives, fresh])
-        labels = torch.cat([torch.ones(len(self.positives)), torch.zeros(len(fresh))])
-        order = torch.randperm(len(pairs), generator=generator)
-        return pairs[order], labels[order]
+        return shuffled_pairs(self.positives, fresh, generator)
 
 
 def auxiliary_relation(graph: Graph, split: PairSplit, relation: str, max_edges: int = MAX_TRAIN_PAIRS // 2) -> AuxiliaryRelation:

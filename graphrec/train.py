@@ -42,7 +42,7 @@ from graphrec.models.base import PreparedRows, feature_rows, pair_distances
 from graphrec.models.heads import RelationHeads
 from graphrec.runs import Run, RunWriter, graph_checksum
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
-from graphrec.sampling import AuxiliaryRelation, PairSplit, auxiliary_relation, fresh_negatives, split_pairs
+from graphrec.sampling import AuxiliaryRelation, PairSplit, auxiliary_relation, fresh_negatives, shuffled_pairs, split_pairs
 
 __all__ = ["TrainOptions", "DEFAULTS", "train", "fit_model", "best_offset", "default_batch_size", "default_run_dir", "plot_history", "link_loss"]
 
@@ -246,10 +246,7 @@ def fit_model(
                 negatives = torch.cat([fixed_negatives, fresh_negatives(split, (ratio - 1) * len(fixed_negatives), generator)])
             else:
                 negatives = fresh_negatives(split, ratio * len(fixed_negatives), generator)
-            pairs = torch.cat([positives, negatives])
-            labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(negatives))])
-            order = torch.randperm(len(pairs), generator=generator)
-            pairs, labels = pairs[order], labels[order]
+            pairs, labels = shuffled_pairs(positives, negatives, generator)
             # each auxiliary relation's epoch is cut into as many steps as the main one
             aux_epoch = [relation.epoch_pairs(ratio, generator) for relation in auxiliary]
             steps = max(1, math.ceil(len(pairs) / batch))
