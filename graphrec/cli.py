@@ -453,5 +453,28 @@ def _print_neighbours(table) -> None:
         console.print(view)
 
 
+# --- serve (runs -> HTTP API and pages) -----------------------------------------------
+
+
+@app.command("serve")
+@_run
+def serve_command(
+    run: Path = typer.Option(_SAMPLE_RUN, "--run", "-r", help="RUN_DIR written by graphrec train."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 opens the service to other machines)."),
+    port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free port, printed at start)."),
+    approx: bool = typer.Option(False, "--approx", help="Use an approximate faiss index, as neighbours --approx."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log one line per request."),
+) -> None:
+    """Serve a trained run over HTTP: a JSON API (documented at /docs) and pages to browse
+    products and what goes with them. Loads the run once; Ctrl+C stops."""
+    from graphrec.serve import serve
+
+    def ready(url: str, catalogue) -> None:
+        console.print(f"serving {run} ({catalogue.graph.num_nodes:,} products) on {url} ; API documentation at {url}/docs ; Ctrl+C stops",
+                      highlight=False, soft_wrap=True)
+
+    serve(run, host=host, port=port, approx=approx or "auto", access_log=access_log, ready=ready)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
