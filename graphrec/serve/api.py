@@ -25,7 +25,8 @@ K = Annotated[int, Query(ge=1, le=MAX_K, description=f"How many products to retu
 CATEGORY = Annotated[Optional[str], Query(description="Only products with a category path starting with this "
                      "'|'-separated prefix (GET /api/categories lists them), e.g. 'Clothing, Shoes & Jewelry|Women'.")]
 EXCLUDE_KNOWN = Annotated[bool, Query(description="Drop products already linked to the query in the run's training relation.")]
-ERRORS = {404: {"description": "Unknown ASIN", "content": {"application/json": {"example": {"detail": "ASIN B000XXXXXX is not in this catalogue of 800 products."}}}}}
+NOT_FOUND = {"detail": "ASIN B000XXXXXX is not in this catalogue of 800 products."}
+ERRORS = {404: {"description": "Unknown ASIN", "content": {"application/json": {"example": NOT_FOUND}}}}
 
 
 class Neighbour(BaseModel):

@@ -111,7 +111,8 @@ def _one_sentence(error: RequestValidationError) -> str:
 
 class UploadLimit:
     """ASGI middleware: a POST body over ``limit`` bytes to an upload route is refused with
-    413, from its Content-Length before reading, or as soon as the streamed bytes pass it."""
+    413 (through the app's handlers, so JSON or a page), from its Content-Length before any
+    of it is read, or as soon as the streamed bytes pass the limit."""
 
     def __init__(self, app, limit: int) -> None:
         self.app = app
@@ -120,18 +121,18 @@ class UploadLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in UPLOAD_PATHS:
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            response = JSONResponse({"detail": _too_large()}, status_code=413, headers={"Connection": "close"})
-            return await response(scope, receive, send)
-        seen = 0
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        seen = int(declared) if declared.isdigit() else 0
 
         async def counted():
             nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
             if seen > self.limit:
                 raise HTTPException(413, _too_large())
+            message = await receive()
+            if not declared.isdigit():
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(413, _too_large())
             return message
 
         return await self.app(scope, counted, send)
