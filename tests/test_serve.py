@@ -28,12 +28,12 @@ from typer.testing import CliRunner
 
 from graphrec.cli import app as cli
 from graphrec.recommend import Recommender, to_json
+from graphrec.sample import SAMPLE_IMAGES, SAMPLE_META
 from graphrec.serve import MAX_K, Catalogue, create_app
 from graphrec.serve.app import UploadLimit
 from graphrec.serve.search import ProductSearch
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "sample"
 PRODUCTS = 120
 runner = CliRunner()
 
@@ -67,13 +67,13 @@ def serve_run(tmp_path_factory) -> Path:
     from graphrec.train import train
 
     root = tmp_path_factory.mktemp("serve")
-    meta = SAMPLE / "meta_sample.json.gz"
+    meta = SAMPLE_META
     build_graph(meta, root / "outline", None, quiet=True)
     asins = _connected_asins(root / "outline", PRODUCTS)
     images = root / "images"
     images.mkdir()
     for asin in asins:
-        (images / f"{asin}.png").write_bytes((SAMPLE / "images" / f"{asin}.png").read_bytes())
+        (images / f"{asin}.png").write_bytes((SAMPLE_IMAGES / f"{asin}.png").read_bytes())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         extract_features(images=images, out=root / "features.b", weights="random", workers=0, quiet=True)

@@ -33,6 +33,7 @@ __all__ = ["UPLOAD_PATHS", "bind", "create_app", "serve"]
 STATIC = Path(__file__).resolve().parent / "static"
 UPLOAD_PATHS = ("/api/neighbours/image", "/photo")
 BODY_SLACK = 64 * 1024  # multipart boundaries and headers around the photo
+BACKLOG = 2048
 JSON_PREFIXES = ("/api/", "/images/", "/healthz", "/openapi.json", "/docs", "/static/")
 
 
@@ -162,15 +163,16 @@ def serve(run_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
           access_log: bool = True, ready=None) -> None:
     """Load ``run_dir`` once and answer HTTP on ``host:port`` until interrupted.
 
-    ``ready(url, catalogue)`` is called once the socket is bound, before serving.
+    ``ready(url, catalogue)`` is called once the socket listens (a client may connect from then on).
     """
     import uvicorn
 
     app = create_app(run_dir, approx=approx)
     sock = bind(host, port)
+    sock.listen(BACKLOG)  # from now on connections wait in the queue until uvicorn takes them
     bound = sock.getsockname()
     shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
     if ready is not None:
         ready(f"http://{shown}:{bound[1]}", app.state.catalogue)
-    config = uvicorn.Config(app, log_level="info", access_log=access_log, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, log_level="info", access_log=access_log, timeout_graceful_shutdown=5, backlog=BACKLOG)
     uvicorn.Server(config).run(sockets=[sock])
