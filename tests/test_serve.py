@@ -285,6 +285,20 @@ def test_a_failing_request_does_not_stop_the_service(catalogue, monkeypatch):
     assert client.get("/api/search", params={"q": "a"}).status_code == 200
 
 
+def test_recommender_errors_are_422_without_server_paths(catalogue, monkeypatch):
+    from graphrec.errors import UsageError
+
+    client = TestClient(create_app(catalogue))
+
+    def refuse(*args, **kwargs):
+        raise UsageError(f"the run {catalogue.rec.run.path} records no training relation, so --exclude-known cannot be used.")
+
+    monkeypatch.setattr(catalogue.rec, "neighbours", refuse)
+    response = client.get(f"/api/neighbours/{_asins(catalogue)[0]}", params={"exclude_known": "true"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "the run run records no training relation, so --exclude-known cannot be used."
+
+
 # --- pages -----------------------------------------------------------------------------
 
 def test_pages_show_products_and_their_recommendations(client, catalogue):

@@ -90,7 +90,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UsageError)
     async def unusable(request: Request, error: UsageError):
-        return _refusal(request, 422, request.app.state.catalogue._public(str(error)))
+        return _refusal(request, 422, request.app.state.catalogue.public_message(str(error)))
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, error: Exception):  # uvicorn logs the traceback

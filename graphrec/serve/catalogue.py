@@ -169,9 +169,9 @@ class Catalogue:
         except DataError:
             raise ServeError(415, "the upload could not be decoded as an image (it may be truncated or damaged).") from None
         except UsageError as error:
-            raise ServeError(422, self._public(str(error))) from None
+            raise ServeError(422, self.public_message(str(error))) from None
 
-    def _public(self, message: str) -> str:
+    def public_message(self, message: str) -> str:
         """``message`` with the run's and graph's folders reduced to their names."""
         for folder in sorted({str(self.rec.run.path), str(self.graph.path)}, key=len, reverse=True):
             message = message.replace(folder, Path(folder).name)
