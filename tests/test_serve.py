@@ -125,6 +125,16 @@ def test_category_filter_keeps_only_that_category(client, catalogue):
     assert refused.status_code == 422 and "Garden|Tools" in refused.json()["detail"]
 
 
+def test_category_masks_match_the_graph(serve_run, catalogue):
+    from graphrec.graph import load_graph
+
+    fresh = load_graph(Path(catalogue.graph.path))
+    assert catalogue.graph.category_mask != fresh.category_mask  # the catalogue's cached masks are in use
+    for prefix in [c.path for c in catalogue.categories] + ["Clothing, Shoes & Jewelry | Women ", "Garden"]:
+        np.testing.assert_array_equal(catalogue.graph.category_mask(prefix), fresh.category_mask(prefix), err_msg=prefix)
+    assert not catalogue.graph.category_mask("Clothing, Shoes & Jewelry").flags.writeable
+
+
 def test_products_search_and_health(client, catalogue, serve_run):
     asin = _asins(catalogue)[0]
     product = client.get(f"/api/products/{asin}").json()

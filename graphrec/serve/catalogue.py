@@ -4,7 +4,8 @@ loaded once, plus the look-ups the pages need (products, categories, search, ima
 Everything here is read-only after :meth:`Catalogue.__init__`, so request threads share
 it freely: faiss answers concurrent searches on one index, and the state the
 recommender builds lazily (the ASIN dictionary, the training partners for
-``exclude_known``) is built here once before the first request. The one part that is
+``exclude_known``) is built here once before the first request. Category masks are
+kept per prefix (:class:`CategoryMasks`). The one part that is
 not shared is the photo network: uploads are embedded one at a time under a lock, which
 also bounds the memory a burst of uploads can take.
 
@@ -28,11 +29,12 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from graphrec.errors import DataError, GraphrecError, UsageError
+from graphrec.graph import Graph
 from graphrec.io.images import MAX_PIXELS, ImageTooLarge
 from graphrec.recommend import Recommender
 from graphrec.serve.search import ProductSearch
 
-__all__ = ["MAX_K", "MAX_UPLOAD_BYTES", "Catalogue", "ServeError"]
+__all__ = ["MAX_K", "MAX_UPLOAD_BYTES", "Catalogue", "CategoryMasks", "ServeError"]
 
 MAX_K = 100  # recommendations per request
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -58,6 +60,32 @@ class Category:
         return self.path.count("|")
 
 
+class CategoryMasks:
+    """``graph.category_mask(prefix)`` answered from the distinct category lists and kept.
+
+    The graph's own method parses every product's category list on each call (seconds at
+    a million products, holding the GIL); a catalogue has a few hundred distinct lists, so
+    this runs that same method on a small graph of them and maps the answer back to the
+    products. Each prefix's mask is computed once, read-only after. The catalogue installs
+    it on the graph it serves, so the recommender's category filter uses it too.
+    """
+
+    def __init__(self, graph: Graph) -> None:
+        codes, distinct = pd.factorize(graph.products["categories"].fillna("[]"), sort=False)
+        self._codes = codes
+        names = [str(i) for i in range(len(distinct))]
+        self._distinct = Graph.from_arrays(names, {}, products=pd.DataFrame({"asin": names, "categories": list(distinct)}))
+        self._masks: dict[str, np.ndarray] = {}
+
+    def __call__(self, prefix: str) -> np.ndarray:
+        mask = self._masks.get(prefix)
+        if mask is None:
+            mask = self._distinct.category_mask(prefix)[self._codes]
+            mask.flags.writeable = False
+            self._masks[prefix] = mask  # a race computes the same mask twice, harmlessly
+        return mask
+
+
 class Catalogue:
     """A loaded run with the indexes the service answers from."""
 
@@ -69,6 +97,8 @@ class Catalogue:
         self.categories = _category_prefixes(self.products)
         self._category_paths = {c.path for c in self.categories}
         self._images_root = _resolved_dir(recommender.images_dir())
+        if "categories" in self.graph.products:
+            self.graph.category_mask = CategoryMasks(self.graph)
         self._photo_lock = threading.Lock()
         self._warm_up()
 
