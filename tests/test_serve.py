@@ -170,6 +170,22 @@ def test_product_search_by_asin_and_word_prefixes():
     assert search.search("sh", limit=2) == [0, 1] and search.search("nothing") == []
 
 
+def test_product_search_agrees_with_a_plain_scan():
+    rng = np.random.default_rng(3)
+    words = ["red", "reef", "blue", "blush", "shoe", "shirt", "short", "tote", "bag", "boot"]
+    titles = [" ".join(rng.choice(words, rng.integers(0, 4))) or None for _ in range(300)]
+    products = pd.DataFrame({"asin": [f"B{i:04d}" for i in range(300)], "title": titles, "brand": rng.choice(["Acme", "Zed", None], 300)})
+    search = ProductSearch(products)
+    for query in ["re", "red sh", "bl sh t", "b", "shirt red", "acme bo", "zed", "x", "B01", "b02 "]:
+        expected = [i for i in range(300) if str(products["asin"][i]).lower().startswith(query.strip().lower()) and " " not in query.strip()]
+        terms = re.findall(r"\w+", query.lower())
+        for i in range(300):
+            have = re.findall(r"\w+", f"{titles[i] or ''} {products['brand'][i] or ''}".lower())
+            if all(any(w.startswith(t) for w in have) for t in terms) and i not in expected:
+                expected.append(i)
+        assert search.search(query, limit=1000) == expected, query
+
+
 # --- bad input -------------------------------------------------------------------------
 
 def test_unknown_asin_is_404_json_and_a_friendly_page(client, serve_run):
