@@ -319,7 +319,7 @@ def test_recommender_errors_are_422_without_server_paths(catalogue, monkeypatch)
     def refuse(*args, **kwargs):
         raise UsageError(f"the run {catalogue.rec.run.path} records no training relation, so --exclude-known cannot be used.")
 
-    monkeypatch.setattr(catalogue.rec, "neighbours", refuse)
+    monkeypatch.setattr(catalogue.rec, "neighbours_batch", refuse)
     response = client.get(f"/api/neighbours/{_asins(catalogue)[0]}", params={"exclude_known": "true"})
     assert response.status_code == 422
     assert response.json()["detail"] == "the run run records no training relation, so --exclude-known cannot be used."

@@ -7,7 +7,9 @@ recommender builds lazily (the ASIN dictionary, the training partners for
 ``exclude_known``) is built here once before the first request. Category masks are
 kept per prefix (:class:`CategoryMasks`). The one part that is
 not shared is the photo network: uploads are embedded one at a time under a lock, which
-also bounds the memory a burst of uploads can take.
+also bounds the memory a burst of uploads can take. At most one recommendation per CPU
+core runs at a time: more would only make the scans of the index evict each other from
+the caches (the other request threads wait without using the CPU).
 
 Every refusal is a :class:`ServeError` carrying its HTTP status and one sentence that
 names what was wrong and never a path on the server.
@@ -100,6 +102,7 @@ class Catalogue:
         if "categories" in self.graph.products:
             self.graph.category_mask = CategoryMasks(self.graph)
         self._photo_lock = threading.Lock()
+        self._searches = threading.BoundedSemaphore(os.cpu_count() or 1)
         self._warm_up()
 
     @classmethod
@@ -178,9 +181,9 @@ class Catalogue:
         """``graphrec neighbours ASIN --json``'s table: a ``query`` column, then the rows."""
         category = self.check(k, category)
         self.node(asin)
-        table = self._answer(lambda: self.rec.neighbours(asin, k=k, category=category, exclude_known=exclude_known))
-        table.insert(0, "query", asin)
-        return table
+        # the batch call is what the command line makes: its table already has the query column
+        with self._searches:
+            return self._answer(lambda: self.rec.neighbours_batch([asin], k=k, category=category, exclude_known=exclude_known))
 
     def neighbours_for_upload(self, upload: BinaryIO, k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
         """Cold start from an uploaded photo (at most 20 MB and :data:`MAX_PIXELS` pixels)."""
