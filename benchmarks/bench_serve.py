@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # loopback only
 
 
-def baseline(run: Path, asins: list[str], k: int) -> tuple[dict, object]:
+def baseline(run: Path, asins: list[str], k: int, approx: bool) -> tuple[dict, object]:
     from graphrec.recommend import Recommender
 
-    rec = Recommender.load(run)
+    rec = Recommender.load(run, approx=True if approx else "auto")
     for asin in asins[:50]:
         rec.neighbours(asin, k=k)  # warm up
     seconds = np.empty(len(asins))
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     catalogue = load_run(args.run).graph.asins
     rng = np.random.default_rng(args.seed)
     picks = [str(a) for a in catalogue[rng.integers(0, len(catalogue), args.requests + args.baseline_queries + 200)]]
-    in_process, rec = baseline(args.run, picks[: args.baseline_queries], args.k)
+    in_process, rec = baseline(args.run, picks[: args.baseline_queries], args.k, args.approx)
     index = rec.index.kind if rec.index is not None else "none"
     del rec
     process, port = start_server(args.run, ["--approx"] if args.approx else [])
