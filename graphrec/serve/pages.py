@@ -10,8 +10,9 @@ from typing import Annotated, Optional
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse
-from PIL import Image, ImageOps
+from PIL import Image
 
+from graphrec.io.images import to_rgb
 from graphrec.serve import html
 from graphrec.serve.catalogue import MAX_K, Catalogue
 
@@ -64,7 +65,8 @@ def photo(request: Request, photo: Annotated[UploadFile, File()], k: Annotated[i
 def _thumbnail(file) -> str:
     """A small JPEG of an (already checked) upload, as a data: address."""
     with Image.open(file) as image:
-        small = ImageOps.contain(image.convert("RGB"), (THUMBNAIL, THUMBNAIL))
+        image.thumbnail((THUMBNAIL, THUMBNAIL))  # decodes a JPEG at a reduced scale
+        small = to_rgb(image)  # transparency onto white, as the feature extractor sees it
     out = io.BytesIO()
     small.save(out, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
