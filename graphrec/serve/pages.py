@@ -65,8 +65,10 @@ def photo(request: Request, photo: Annotated[UploadFile, File()], k: Annotated[i
 def _thumbnail(file) -> str:
     """A small JPEG of an (already checked) upload, as a data: address."""
     with Image.open(file) as image:
-        image.thumbnail((THUMBNAIL, THUMBNAIL))  # decodes a JPEG at a reduced scale
+        image.draft("RGB", (THUMBNAIL, THUMBNAIL))  # a JPEG is decoded at a reduced scale
+        image.load()
         small = to_rgb(image)  # transparency onto white, as the feature extractor sees it
+        small.thumbnail((THUMBNAIL, THUMBNAIL))
     out = io.BytesIO()
     small.save(out, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
