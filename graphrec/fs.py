@@ -153,8 +153,8 @@ def progress_bar(*columns, quiet: bool = False, transient: bool = True):
 
 
 _ADVICE = {
-    errno.EACCES: "permission denied; choose a location you can write to, or fix its permissions",
-    errno.EPERM: "operation not permitted; choose a location you can write to, or fix its permissions",
+    errno.EACCES: "permission denied; fix its permissions or choose a path you may use",
+    errno.EPERM: "operation not permitted; fix its permissions or choose a path you may use",
     errno.EROFS: "the filesystem is read-only; choose a location on a writable disk",
     errno.EEXIST: "something is already there, or a folder on the way is a regular file; choose another path",
     errno.ENOTDIR: "a folder on the way is a regular file; choose another path",
