@@ -13,8 +13,8 @@ from graphrec.graph.build import BuildResult, build_graph
 from graphrec.graph.builddir import clean_stale_builds
 from graphrec.graph.categories import join_category, split_category
 from graphrec.graph.edges import canonical_edges
-from graphrec.graph.features import read_sidecar
 from graphrec.graph.store import FORMAT_VERSION, NODE_TYPE, Graph, load_graph, manifest_checksum
+from graphrec.io.features import read_sidecar
 from graphrec.io.images import find_images
 
 __all__ = [

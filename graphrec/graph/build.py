@@ -35,8 +35,9 @@ from graphrec.graph.builddir import clean_stale_builds, prepare_target, staging
 from graphrec.graph.catalogue import Catalogue
 from graphrec.graph.categories import split_category
 from graphrec.graph.edges import empty_edges, relation_edges
-from graphrec.graph.features import DTYPES, check_features_finished, read_sidecar, write_features
+from graphrec.graph.features import DTYPES, check_features_finished, write_features
 from graphrec.graph.store import FORMAT_VERSION
+from graphrec.io.features import read_sidecar
 from graphrec.io.images import find_images
 
 __all__ = ["BuildResult", "build_graph"]

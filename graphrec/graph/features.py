@@ -8,7 +8,6 @@ memory does not grow with the matrix (see :class:`NpyRowWriter`).
 
 from __future__ import annotations
 
-import json
 import struct
 from array import array
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from graphrec.errors import DataError
 from graphrec.graph.catalogue import KEPT
 
-__all__ = ["DTYPES", "NpyRowWriter", "check_features_finished", "read_sidecar", "write_features"]
+__all__ = ["DTYPES", "NpyRowWriter", "check_features_finished", "write_features"]
 
 DTYPES = ("float16", "float32")
 _TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -116,20 +115,6 @@ def write_features(reader, catalogue, path: Path, dtype: np.dtype, strict: bool,
     dropped = dict(reader.dropped)
     dropped["duplicate_feature_asins"] = duplicates
     return np.frombuffer(node_ids, dtype=np.int32).astype(np.int64), dropped, unused
-
-
-def read_sidecar(features: str | Path) -> dict | None:
-    """The JSON sidecar of a features file (``<features>.json``), or None when absent."""
-    path = Path(str(features) + ".json")
-    if not path.is_file():
-        return None
-    try:
-        sidecar = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise DataError(f"{path} is not valid JSON ({error}); fix it or delete it (it only describes the extractor).") from None
-    if not isinstance(sidecar, dict):
-        raise DataError(f"{path} should hold a JSON object describing the extractor; fix it or delete it.")
-    return sidecar
 
 
 def check_features_finished(features: Path, sidecar: dict | None, records: int) -> None:
