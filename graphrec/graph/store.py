@@ -178,7 +178,7 @@ MANIFEST = Field((dict,), fields={
     "features": Field((dict, _NULL), fields={
         "dim": Field((int,), required=True),
         "dtype": Field((str,), required=True),
-        "path": Field((str,)),
+        "path": Field((str,), required=True),
         "extractor": Field((dict, _NULL)),
         "images_dir": Field((str, _NULL)),
         "image_manifest": Field((str, _NULL)),
