@@ -6,10 +6,10 @@ from __future__ import annotations
 import fnmatch
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import graphrec
@@ -23,6 +23,7 @@ PACKAGE = Path(graphrec.__file__).resolve().parent
 def test_the_bundled_sample_is_package_data_declared_in_pyproject():
     assert sample.SAMPLE_META.is_file() and sample.SAMPLE_IMAGES.is_dir()
     assert sample.SAMPLE_DIR.is_relative_to(PACKAGE)  # inside the package, so a wheel carries it
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     declared = config["tool"]["setuptools"]["package-data"]["graphrec.datasets"]
     base = PACKAGE / "datasets"
