@@ -25,6 +25,7 @@ run, and a killed rank's finished chunks are kept for the next start.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -41,7 +42,9 @@ from graphrec.distributed import distributed_context
 from graphrec.errors import DataError, UsageError
 from graphrec.fs import atomic_write, progress_bar, write_text_atomic
 from graphrec.io.features import BinaryFeatureWriter, read_sidecar, record_dtype
-from graphrec.io.images import open_image, scan_images, valid_asin
+from graphrec.io.ids import normalize_asin, valid_asin
+from graphrec.io.images import open_image, scan_images
+from graphrec.io.textfiles import read_text
 from graphrec.sample import SAMPLE_IMAGES, WORK_FEATURES
 from graphrec.vision import FC7_DIM, Fc7Extractor, preprocess_transform
 
@@ -90,19 +93,19 @@ def list_images(images_dir: str | os.PathLike) -> tuple[list[ImageItem], Counter
 def read_manifest(manifest: str | os.PathLike) -> tuple[list[ImageItem], Counter, list[str]]:
     """``asin,path`` rows of a CSV (header required); relative paths are relative to the CSV."""
     manifest = Path(manifest)
-    if not manifest.is_file():
+    if not os.path.lexists(manifest):
         raise UsageError(f"manifest {manifest} does not exist; give a CSV with columns asin,path.")
     skipped: Counter = Counter()
     problems: list[str] = []
     items: dict[str, Path] = {}
-    with open(manifest, newline="", encoding="utf-8") as handle:
+    with io.StringIO(read_text(manifest, "manifest"), newline="") as handle:  # a BOM skipped; regular files only
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"asin", "path"} <= {f.strip().lower() for f in reader.fieldnames}:
             raise DataError(f"{manifest}, line 1: the header must name the columns asin and path (found {reader.fieldnames}).")
         names = {f.strip().lower(): f for f in reader.fieldnames}
         for row in reader:
             line = reader.line_num
-            asin = (row.get(names["asin"]) or "").strip()
+            asin = normalize_asin(row.get(names["asin"]) or "")
             raw = (row.get(names["path"]) or "").strip()
             if not valid_asin(asin) or not raw:
                 skipped["bad_row"] += 1

@@ -247,7 +247,8 @@ def _manifest_pass(build: _Build) -> None:
         "sources": {
             "metadata": _source(build.meta, format=reader.format, lines=reader.lines, sha256=sha256_file(build.meta),
                                 other_format_lines=reader.other_format_lines,
-                                bad_related=reader.bad_related),  # records kept, malformed relation lists ignored
+                                bad_related=reader.bad_related,  # records kept, malformed relation lists ignored
+                                bad_fields=reader.bad_fields),  # records kept, an unreadable field (a price) left empty
             "features": _source(build.features, sha256=build.feature_reader.sha256) if with_features else None,
         },
         "options": {
