@@ -99,6 +99,7 @@ def build_graph_command(
         "Default: the images_dir of the features' JSON sidecar, if any (the sample's images for the sample)."),
     no_features: bool = typer.Option(False, "--no-features", help="Build from the metadata only, even when sample features exist."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed metadata line or bad feature record instead of skipping it."),
+    keep_extreme: bool = typer.Option(False, "--keep-extreme", help="Keep feature records whose values are far beyond the rest (largest |value| above 1000 x the 90th percentile of the records' largest); by default they are dropped and counted like NaN records."),
     force: bool = typer.Option(False, "--force", help="Replace an existing GRAPH_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no summary table."),
 ) -> None:
@@ -126,6 +127,7 @@ def build_graph_command(
         meta, out or sample.WORK_GRAPH, features, category=category,
         relations=relations.split(",") if relations else None, meta_format=meta_format,
         feature_dim=feature_dim, dtype=dtype, images=images, strict=strict, force=force, quiet=quiet,
+        keep_extreme=keep_extreme,
     )
     for message in result.warnings:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)

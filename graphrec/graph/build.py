@@ -68,6 +68,7 @@ class _Options:
     strict: bool
     force: bool
     quiet: bool
+    keep_extreme: bool = False
 
 
 @dataclass
@@ -128,11 +129,13 @@ def _features_pass(build: _Build) -> None:
     if reader is None:
         build.node_ids = np.frombuffer(build.catalogue.product_ids, dtype=np.int32).astype(np.int64)
         return
-    build.node_ids, build.dropped_features, unused = write_features(
+    build.node_ids, build.dropped_features, unused, extremes = write_features(
         reader, build.catalogue, build.tmp / "features.npy", np.dtype(build.options.dtype), build.options.strict,
-        build.progress,
+        build.progress, keep_extreme=build.options.keep_extreme,
     )
     build.warnings.extend(reader.messages)
+    if len(extremes.rows):
+        build.warnings.append(_extreme_message(build, extremes))
     if build.num_nodes == 0:
         raise DataError(
             f"none of the {build.kept:,} products kept from {build.meta} has a record in {build.features} "
@@ -148,7 +151,18 @@ def _features_pass(build: _Build) -> None:
         "image_manifest": sidecar.get("image_manifest"),
         "records": reader.num_records,
         "unused_records": unused,
+        "extreme_rows": {"count": int(len(extremes.rows)), "kept": build.options.keep_extreme,
+                         "threshold": extremes.threshold if np.isfinite(extremes.threshold) else None,
+                         "reference": extremes.reference},
     }
+
+
+def _extreme_message(build: _Build, extremes) -> str:
+    what = "kept (--keep-extreme)" if build.options.keep_extreme else "dropped like NaN rows (--keep-extreme keeps them)"
+    return (
+        f"{build.features}: {len(extremes.rows):,} feature record(s) have values far beyond the rest (largest absolute "
+        f"value above {extremes.threshold:.4g}, 1000 times the typical row's {extremes.reference:.4g}); {what}."
+    )
 
 
 def _edges_pass(build: _Build) -> None:
@@ -221,7 +235,7 @@ def _dropped(build: _Build) -> dict:
         "no_features": (build.kept - build.num_nodes) if build.feature_reader is not None else 0,
         "self_loops": build.self_loops,
         "dangling": build.dangling,
-        **{name: counts.get(name, 0) for name in ("bad_asin", "non_finite", "duplicate_feature_asins")},
+        **{name: counts.get(name, 0) for name in ("bad_asin", "non_finite", "duplicate_feature_asins", "extreme_values")},
     }
 
 
@@ -259,6 +273,7 @@ def _manifest_pass(build: _Build) -> None:
             "dtype": options.dtype,
             "images": str(options.images.resolve()) if options.images is not None else None,
             "strict": options.strict,
+            "keep_extreme": options.keep_extreme,
         },
         "stats": graph_stats(build.num_nodes, build.edges),
     }
@@ -337,6 +352,7 @@ def build_graph(
     strict: bool = False,
     force: bool = False,
     quiet: bool = False,
+    keep_extreme: bool = False,
 ) -> BuildResult:
     """Build a GRAPH_DIR at ``out`` from Amazon metadata (2014 or 2018 dump) and,
     optionally, a McAuley ``.b`` features file.
@@ -346,7 +362,8 @@ def build_graph(
     given, to those with a feature record. One undirected edge set per relation in
     ``relations`` (default: every relation present). Everything is written to a
     temporary directory beside ``out`` and renamed into place at the end; an existing
-    ``out`` is replaced only with ``force``. Raises :class:`DataError` /
+    ``out`` is replaced only with ``force``. Feature rows far outside the rest (see
+    graphrec.graph.outliers) are counted and dropped unless ``keep_extreme``. Raises :class:`DataError` /
     :class:`UsageError` with one clear sentence on bad input.
     """
     from graphrec.io.features import BinaryFeatureReader
@@ -355,6 +372,7 @@ def build_graph(
     meta, out = Path(meta), Path(out)
     features = Path(features) if features is not None else None
     options = _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet)
+    options.keep_extreme = keep_extreme
     notes = [f"removed {stale.name}, left by an interrupted build" for stale in clean_stale_builds(out)]
     prepare_target(out, force)
     reader = MetadataReader(meta, format=meta_format, strict=strict)  # checks the file, detects the format
