@@ -68,7 +68,7 @@ class _Options:
     strict: bool
     force: bool
     quiet: bool
-    keep_extreme: bool = False
+    keep_extreme: bool
 
 
 @dataclass
@@ -312,7 +312,7 @@ def _empty(meta: Path, reader, catalogue: Catalogue, category: str | None) -> Da
     )
 
 
-def _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet) -> _Options:
+def _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet, keep_extreme) -> _Options:
     from graphrec.io.metadata import RELATIONS as KNOWN
 
     if dtype not in DTYPES:
@@ -328,7 +328,7 @@ def _check_options(category, relations, meta_format, feature_dim, dtype, images,
     if images is not None and not Path(images).is_dir():
         raise UsageError(f"images directory {images} not found; pass an existing directory with --images.")
     return _Options(category, wanted, relations, meta_format, feature_dim, dtype,
-                    Path(images) if images is not None else None, strict, force, quiet)
+                    Path(images) if images is not None else None, strict, force, quiet, keep_extreme)
 
 
 _NO_FEATURES_NOTE = (
@@ -371,8 +371,7 @@ def build_graph(
 
     meta, out = Path(meta), Path(out)
     features = Path(features) if features is not None else None
-    options = _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet)
-    options.keep_extreme = keep_extreme
+    options = _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet, keep_extreme)
     notes = [f"removed {stale.name}, left by an interrupted build" for stale in clean_stale_builds(out)]
     prepare_target(out, force)
     reader = MetadataReader(meta, format=meta_format, strict=strict)  # checks the file, detects the format
