@@ -44,6 +44,7 @@ from graphrec.fs import atomic_write, progress_bar, write_text_atomic
 from graphrec.io.features import BinaryFeatureWriter, read_sidecar, record_dtype
 from graphrec.io.ids import normalize_asin, valid_asin
 from graphrec.io.images import open_image, scan_images
+from graphrec.io.schema import Field, read_json_object
 from graphrec.io.textfiles import read_text
 from graphrec.sample import SAMPLE_IMAGES, WORK_FEATURES
 from graphrec.vision import FC7_DIM, Fc7Extractor, preprocess_transform
@@ -157,6 +158,11 @@ def _chunk_name(rank: int, number: int) -> str:
     return f"part-{rank:03d}-{number:05d}"
 
 
+_MARKER = Field((dict,), fields={"dim": Field((int,), required=True),
+                                 "skipped": Field((dict,), required=True, each=Field((str,)))})
+"""The shape of a finished chunk's marker ``part-<rank>-<n>.json``."""
+
+
 def _parts_state(parts: Path, rank: int = 0) -> tuple[set[str], dict[str, str], int]:
     """ASINs done (extracted or skipped) in complete chunks of every rank, skipped ASIN ->
     reason, and the next chunk number of ``rank``. A chunk counts once its ``.json``
@@ -166,7 +172,7 @@ def _parts_state(parts: Path, rank: int = 0) -> tuple[set[str], dict[str, str], 
     skipped: dict[str, str] = {}
     number = 0
     for marker in sorted(parts.glob("part-*.json")):
-        info = json.loads(marker.read_text())
+        info = read_json_object(marker, _MARKER, f"delete {parts} and run the command again to redo the extraction")
         chunk = marker.with_suffix(".b")
         if chunk.is_file():
             done.update(_chunk_asins(chunk, info["dim"]))
