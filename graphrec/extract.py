@@ -383,6 +383,21 @@ def _finish(out: Path, parts: Path, items: list[ImageItem], skipped: Counter, sp
     return total, all_skips
 
 
+def _output_path(out) -> Path:
+    out = Path(out) if out is not None else WORK_FEATURES
+    if out.is_dir():
+        raise UsageError(f"output {out} is a directory; give a file name such as {out / 'image_features.b'}.")
+    return out
+
+
+def _up_to_date(out: Path, items: list[ImageItem], problems: list[str], spec: dict, started: float) -> ExtractResult:
+    """The result of a run that found ``out`` already complete for these images and network."""
+    previous = read_sidecar(out)
+    return ExtractResult(out, Path(str(out) + ".json"), int(previous.get("num_images", 0)), dict(previous.get("skipped", {})),
+                         problems, spec, 0, len(items) - len(previous.get("skipped_images", {})),
+                         time.perf_counter() - started, up_to_date=True)
+
+
 def extract_features(
     images: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
@@ -416,9 +431,7 @@ def extract_features(
     started = time.perf_counter()
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}.")
-    out = Path(out) if out is not None else WORK_FEATURES
-    if out.is_dir():
-        raise UsageError(f"output {out} is a directory; give a file name such as {out / 'image_features.b'}.")
+    out = _output_path(out)
     items, skipped, problems, source = _inputs(images, manifest)
 
     # coordination needs no tensors on the GPU: gloo, whatever device the network runs on
@@ -431,10 +444,7 @@ def extract_features(
         parts = Path(str(out) + PARTS_SUFFIX)
 
         if ctx.on_main(_prepare, out, parts, items, spec, source):
-            previous = read_sidecar(out)
-            return ExtractResult(out, sidecar_path, int(previous.get("num_images", 0)), dict(previous.get("skipped", {})),
-                                 problems, spec, 0, len(items) - len(previous.get("skipped_images", {})),
-                                 time.perf_counter() - started, up_to_date=True)
+            return _up_to_date(out, items, problems, spec, started)
 
         done, _, number = _parts_state(parts, ctx.rank)
         ctx.barrier()  # every rank has read the same finished set before anyone writes a new chunk
