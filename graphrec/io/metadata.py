@@ -138,12 +138,13 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _asin_list(value: Any) -> list[str]:
+def _asin_list(value: Any) -> tuple[list[str], bool]:
+    """The ASINs of a related list, normalised, and whether the list held only strings."""
     if type(value) is list and set(map(type, value)) <= {str}:  # the usual case, checked in C
-        return normalize_asins(value)
+        return normalize_asins(value), True
     if not isinstance(value, (list, tuple)):
-        return []
-    return normalize_asins(item for item in value if isinstance(item, str))
+        return [], False
+    return normalize_asins([item for item in value if isinstance(item, str)]), _is_asin_list(value)
 
 
 def _is_asin_list(value: Any) -> bool:
@@ -177,8 +178,8 @@ def _related_2014(related: Any) -> tuple[dict[str, list[str]], bool]:
     relations, bad = {}, False
     for name in RELATIONS:
         if name in related:
-            relations[name] = _asin_list(related[name])
-            bad = bad or not _is_asin_list(related[name])
+            relations[name], only_asins = _asin_list(related[name])
+            bad = bad or not only_asins
     return relations, bad
 
 
@@ -203,8 +204,11 @@ def _from_2014(record: dict, line: int) -> Product:
 
 
 def _from_2018(record: dict, line: int) -> Product:
-    relations = {ours: _asin_list(record[theirs]) for theirs, ours in _RELATIONS_2018.items() if theirs in record}
-    bad = not all(_is_asin_list(record[theirs]) for theirs in _RELATIONS_2018 if theirs in record)
+    relations, bad = {}, False
+    for theirs, ours in _RELATIONS_2018.items():
+        if theirs in record:
+            relations[ours], only_asins = _asin_list(record[theirs])
+            bad = bad or not only_asins
     path = _path(record.get("category"))
     image = None
     for key in ("imageURLHighRes", "imageURL", "image", "imUrl"):
