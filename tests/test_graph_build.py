@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-import graphrec.graph as graph_module
+import graphrec.graph.build as build_module
 from conftest import product_2014
 from graphrec.errors import DataError, UsageError
-from graphrec.graph import Graph, _NpyRowWriter, build_graph, find_images, load_graph
+from graphrec.graph import Graph, build_graph, find_images, load_graph
+from graphrec.graph.features import NpyRowWriter
 from graphrec.stats import graph_stats, relation_stats
 
 A, B, C, D, E = "A000000001", "B000000002", "C000000003", "D000000004", "E000000005"
@@ -39,6 +40,7 @@ def test_build_with_features_nodes_edges_and_drops(small_catalogue, tmp_path):
     assert m["dropped"] == {
         "bad_lines": 0, "duplicate_asins": 0, "outside_category": 0, "no_features": 1, "self_loops": 1,
         "dangling": {"also_bought": 1, "also_viewed": 1}, "bad_asin": 0, "non_finite": 0, "duplicate_feature_asins": 0,
+        "extreme_values": 0,
     }
     assert m["sources"]["metadata"]["format"] == "2014" and len(m["sources"]["metadata"]["sha256"]) == 64
     assert m["sources"]["features"]["size"] == features.stat().st_size
@@ -151,7 +153,7 @@ def test_an_interrupted_build_leaves_nothing_that_looks_complete(small_catalogue
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(graph_module, "_products_table", crash)
+    monkeypatch.setattr(build_module, "products_table", crash)
     with pytest.raises(KeyboardInterrupt):
         build_graph(meta, tmp_path / "g", features, feature_dim=8, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features.b", "meta.json.gz"]
@@ -214,7 +216,7 @@ def test_sidecar_fills_the_features_manifest(small_catalogue, tmp_path):
 
 def test_npy_writer_rewrites_the_row_count(tmp_path):
     path = tmp_path / "x.npy"
-    writer = _NpyRowWriter(path, capacity=10**9, dim=3, dtype=np.float16)
+    writer = NpyRowWriter(path, capacity=10**9, dim=3, dtype=np.float16)
     writer.write(np.arange(6).reshape(2, 3))
     writer.write(np.arange(3).reshape(1, 3))
     writer.close()
