@@ -106,11 +106,6 @@ class PairSplit:
     test_labels: Tensor
 
     @property
-    def train_nodes(self) -> Tensor:
-        """Nodes that appear in a training pair (preprocessing statistics come from these only)."""
-        return torch.unique(self.train_pairs)
-
-    @property
     def held_out_keys(self) -> Tensor:
         """Sorted keys of every validation and test pair (both labels)."""
         return torch.cat([pair_keys(self.val_pairs, self.num_nodes), pair_keys(self.test_pairs, self.num_nodes)]).unique()
