@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-import graphrec.graph as graph_module
+import graphrec.graph.build as build_module
 from conftest import product_2014
 from graphrec.errors import DataError, UsageError
-from graphrec.graph import Graph, _NpyRowWriter, build_graph, find_images, load_graph
+from graphrec.graph import Graph, build_graph, find_images, load_graph
+from graphrec.graph.features import NpyRowWriter
 from graphrec.stats import graph_stats, relation_stats
 
 A, B, C, D, E = "A000000001", "B000000002", "C000000003", "D000000004", "E000000005"
@@ -151,7 +152,7 @@ def test_an_interrupted_build_leaves_nothing_that_looks_complete(small_catalogue
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(graph_module, "_products_table", crash)
+    monkeypatch.setattr(build_module, "products_table", crash)
     with pytest.raises(KeyboardInterrupt):
         build_graph(meta, tmp_path / "g", features, feature_dim=8, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features.b", "meta.json.gz"]
@@ -214,7 +215,7 @@ def test_sidecar_fills_the_features_manifest(small_catalogue, tmp_path):
 
 def test_npy_writer_rewrites_the_row_count(tmp_path):
     path = tmp_path / "x.npy"
-    writer = _NpyRowWriter(path, capacity=10**9, dim=3, dtype=np.float16)
+    writer = NpyRowWriter(path, capacity=10**9, dim=3, dtype=np.float16)
     writer.write(np.arange(6).reshape(2, 3))
     writer.write(np.arange(3).reshape(1, 3))
     writer.close()

@@ -77,10 +77,10 @@ def inputs(tmp_path):
 
 def _kill_build_during_edges(tmp_path, meta, b, out, *extra):
     start_and_kill(tmp_path, f"""
-        import graphrec.graph as graph
+        import graphrec.graph.build as build
         def hang(*args, **kwargs):
             {HANG}
-        graph._edges = hang  # the edge pass: features.npy is already half of the temp directory
+        build.relation_edges = hang  # the edge pass: features.npy is already half of the temp directory
         from graphrec.cli import app
         app(["build-graph", "--meta", {str(meta)!r}, "--features", {str(b)!r}, "--feature-dim", "{DIM}",
              "-o", {str(out)!r}, "-q", *{list(extra)!r}])
@@ -115,9 +115,10 @@ def test_a_running_build_is_never_cleaned_up(tmp_path, inputs):
     script.write_text(textwrap.dedent(f"""
         import time
         import graphrec.graph as graph
+        import graphrec.graph.build as build
         def hang(*args, **kwargs):
             open({str(ready)!r}, 'w').close(); time.sleep(600)
-        graph._edges = hang
+        build.relation_edges = hang
         graph.build_graph({str(meta)!r}, {str(out)!r}, {str(b)!r}, feature_dim={DIM}, quiet=True)
     """))
     proc = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -150,7 +151,7 @@ def test_a_killed_force_rebuild_never_loses_the_old_graph(tmp_path, inputs):
             real(src, dst)
             if ".old-" in str(dst):
                 {HANG}
-        graph.os.rename = rename
+        os.rename = rename  # graphrec.fs.swap_into_place renames through the os module
         graph.build_graph({str(meta)!r}, {str(out)!r}, {str(b)!r}, feature_dim={DIM}, category="Clothing, Shoes & Jewelry",
                           force=True, quiet=True)
     """)
@@ -219,7 +220,7 @@ def test_extract_features_killed_resumes_without_recomputing(tmp_path, images):
     out = tmp_path / "features.b"
     start_and_kill(tmp_path, f"""
         import graphrec.extract as extract
-        real = extract._write_atomic
+        real = extract.write_text_atomic
         done = []
         def write_atomic(path, text):
             real(path, text)
@@ -227,7 +228,7 @@ def test_extract_features_killed_resumes_without_recomputing(tmp_path, images):
                 done.append(path)
                 if len(done) == 1:  # one chunk of two images is finished
                     {HANG}
-        extract._write_atomic = write_atomic
+        extract.write_text_atomic = write_atomic
         from graphrec.extract import extract_features
         {_extract_call(images, out)}
     """)
@@ -277,7 +278,7 @@ def _kill_between_file_and_sidecar(tmp_path, images, out) -> tuple[dict, bytes]:
             if done:  # the other final step is done, this one is not
                 {HANG}
             done.append(name)
-        real_write, real_replace = extract._write_atomic, os.replace
+        real_write, real_replace = extract.write_text_atomic, os.replace
         def write_atomic(path, text):
             if str(path) == OUT + ".json":
                 step("sidecar")
@@ -286,7 +287,7 @@ def _kill_between_file_and_sidecar(tmp_path, images, out) -> tuple[dict, bytes]:
             if str(dst) == OUT:
                 step("file")
             real_replace(src, dst)
-        extract._write_atomic = write_atomic
+        extract.write_text_atomic = write_atomic
         extract.os.replace = replace
         from graphrec.extract import extract_features
         {_extract_call(images, out)}

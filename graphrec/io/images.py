@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from graphrec.errors import DataError
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "ImageTooLarge", "open_image", "scan_images", "to_rgb", "valid_asin"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "ImageTooLarge", "find_images", "open_image", "scan_images", "to_rgb", "valid_asin"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MAX_PIXELS = 64_000_000  # product photos are a few megapixels; anything far larger is refused
@@ -68,6 +68,13 @@ def scan_images(images_dir: str | os.PathLike) -> tuple[dict[str, Path], Counter
         else:
             chosen[stem] = (rank, path)
     return {asin: path for asin, (_, path) in sorted(chosen.items())}, skipped, problems
+
+
+def find_images(images_dir: str | os.PathLike) -> dict[str, str]:
+    """``{ASIN: absolute path}`` of the product images directly inside ``images_dir``, chosen
+    exactly as extract-features chooses them (:func:`scan_images`)."""
+    found, _, _ = scan_images(images_dir)
+    return {asin: str(path) for asin, path in found.items()}
 
 
 class ImageTooLarge(DataError):
