@@ -96,6 +96,8 @@ def build_graph_command(
         None, "--images", help="Directory of product images named <ASIN>.jpg/.jpeg/.png/.webp, recorded as image_path. "
         "Default: the images_dir of the features' JSON sidecar, if any (the sample's images for the sample)."),
     no_features: bool = typer.Option(False, "--no-features", help="Build from the metadata only, even when sample features exist."),
+    edges: Optional[Path] = typer.Option(None, "--edges", help="A plain edge list ('u v' or 'relation u v' per line, whitespace or commas, # comments) giving the relations instead of the metadata's related lists; its ids are the products (ASINs when combined with --meta/--features). See docs/collaborative.md."),
+    relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the edge list's relation labels, e.g. 1=also_bought,2=also_viewed (the default when the labels are exactly GATNE's 1 and 2; other labels are kept as written)."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed metadata line or bad feature record instead of skipping it."),
     force: bool = typer.Option(False, "--force", help="Replace an existing GRAPH_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no summary table."),
@@ -109,8 +111,9 @@ def build_graph_command(
     from graphrec import sample
     from graphrec.errors import UsageError
     from graphrec.graph import build_graph
+    from graphrec.io.edges import parse_relation_names
 
-    if meta is None:
+    if meta is None and edges is None:
         if not sample.SAMPLE_META.is_file():
             raise UsageError(f"the bundled sample {sample.SAMPLE_META} is missing from this checkout; pass --meta FILE.")
         meta = sample.SAMPLE_META
@@ -124,6 +127,7 @@ def build_graph_command(
         meta, out or sample.WORK_GRAPH, features, category=category,
         relations=relations.split(",") if relations else None, meta_format=meta_format,
         feature_dim=feature_dim, dtype=dtype, images=images, strict=strict, force=force, quiet=quiet,
+        edges=edges, relation_names=parse_relation_names(relation_names),
     )
     for message in result.warnings:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
