@@ -29,6 +29,7 @@ from graphrec.errors import DataError
 from graphrec.graph import Graph
 from graphrec.io.pairs import LabelledPairs, read_pairs
 from graphrec.metrics import pair_metrics
+from graphrec.runs import Run, load_run
 from graphrec.sampling import (
     MAX_TRAIN_PAIRS,
     MIN_EDGES,
@@ -36,9 +37,21 @@ from graphrec.sampling import (
     pair_keys,
     sample_non_edges,
     shuffled_pairs,
+    split_pairs,
 )
 
-__all__ = ["COLD_SCORE", "evaluate_pairs", "format_pair_metrics", "is_edge", "known_pairs", "score_pairs", "split_from_pairs"]
+__all__ = [
+    "COLD_SCORE",
+    "evaluate_pairs",
+    "evaluate_run_pairs",
+    "format_pair_metrics",
+    "is_edge",
+    "known_pairs",
+    "score_pairs",
+    "split_from_file",
+    "split_from_pairs",
+    "training_edges",
+]
 
 COLD_SCORE = 0.5  # P(edge) of a pair with a product the run never saw: the prior of a balanced split
 
@@ -88,6 +101,22 @@ def split_from_pairs(graph: Graph, relation: str, val: LabelledPairs, seed: int 
     return split, counts
 
 
+def split_from_file(graph: Graph, relation: str, path: str | os.PathLike, seed: int = 0,
+                    relation_names: dict[str, str] | None = None, strict: bool = False) -> tuple[PairSplit, dict[str, int]]:
+    """:func:`split_from_pairs` on the pairs of ``relation`` read from ``path`` (what
+    ``train(val_pairs=path)`` calls instead of :func:`~graphrec.sampling.split_pairs`)."""
+    return split_from_pairs(graph, relation, read_pairs(path, relation, relation_names, strict), seed)
+
+
+def training_edges(run: Run) -> Tensor:
+    """The edges ``[2, E]`` a run was trained on: every edge of its relation for a
+    ``--val-pairs`` run (config ``val_pairs``), else its paper split's training positives."""
+    relation = run.config.get("relation", "also_bought")
+    if run.config.get("val_pairs"):
+        return run.graph.edge_index(relation)
+    return split_pairs(run.graph, relation, int(run.config.get("seed", 0))).train_positives.t()
+
+
 def score_pairs(model, graph: Graph, nodes: Tensor, known: Tensor, cold_score: float = COLD_SCORE) -> Tensor:
     """P(edge) of every row of ``nodes``: the model's for known pairs, ``cold_score`` for the rest."""
     scores = torch.full((len(nodes),), float(cold_score), dtype=torch.float64)
@@ -116,6 +145,17 @@ def evaluate_pairs(model, graph: Graph, pairs_file: str | os.PathLike, relation:
         "all": pair_metrics(scores, labels, threshold=0.5, seed=seed),
         "without_training_edges": pair_metrics(scores[~seen], labels[~seen], threshold=0.5, seed=seed),
     }
+
+
+def evaluate_run_pairs(run_dir: str | os.PathLike | Run, pairs_file: str | os.PathLike,
+                       relation_names: dict[str, str] | None = None, strict: bool = False) -> tuple[Run, dict[str, Any]]:
+    """``graphrec evaluate RUN --pairs FILE``: :func:`evaluate_pairs` for a RUN_DIR, on the
+    pairs of the run's relation, with the run's training edges removed in the second view."""
+    run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
+    relation = run.config.get("relation", "also_bought")
+    result = evaluate_pairs(run.model, run.graph, pairs_file, relation, training_edges(run), relation_names, strict,
+                            seed=int(run.config.get("seed", 0)))
+    return run, {"decoder": run.config.get("decoder"), "run": str(run.path), **result}
 
 
 def format_pair_metrics(result: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -40,6 +40,7 @@ from graphrec.graph import Graph, load_graph
 from graphrec.models import LinkModel, MetricModel, model_class
 from graphrec.models.base import PreparedRows, feature_rows, pair_distances
 from graphrec.models.heads import RelationHeads
+from graphrec.pairs import split_from_file
 from graphrec.runs import Run, RunWriter, graph_checksum
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
 from graphrec.sampling import AuxiliaryRelation, PairSplit, auxiliary_relation, fresh_negatives, shuffled_pairs, split_pairs
@@ -509,6 +510,8 @@ def train(
     echo: Callable[[str], None] | None = None,
     resume: bool = False,
     distributed: bool | None = None,
+    val_pairs: str | Path | None = None,
+    relation_names: dict[str, str] | None = None,
 ) -> Run:
     """Train ``decoder`` on ``relation`` of ``graph`` and write RUN_DIR ``out_dir``.
 
@@ -519,7 +522,10 @@ def train(
     the same options from its last per-epoch checkpoint (``.<out>.partial/checkpoint.pt``)
     and ends with the same metrics as an uninterrupted run. ``aux_relations`` (e.g.
     ``["also_viewed", "bought_together"]``) also trains on those relations' edges in the
-    same style space, each loss weighted by ``aux_weight`` (mahalanobis only).
+    same style space, each loss weighted by ``aux_weight`` (mahalanobis only). ``val_pairs``
+    (a labelled pair file, ``relation u v label``) replaces the 80/10/10 split: training
+    uses every edge of ``relation`` and early-stops on the file's pairs of it
+    (:func:`graphrec.pairs.split_from_file`; score a test file with ``evaluate --pairs``).
     """
     cls = model_class(decoder)
     if candidates < 1:
@@ -546,7 +552,10 @@ def train(
     ctx = init_distributed(distributed)
     if not ctx.is_main:
         say = lambda line: None  # noqa: E731
-    split = split_pairs(graph, relation, seed)
+    if val_pairs is not None:
+        split, val_counts = split_from_file(graph, relation, val_pairs, seed, relation_names)
+    else:
+        split, val_counts = split_pairs(graph, relation, seed), None
     if batch_size is None and settings["batch_size"]:
         settings["batch_size"] = default_batch_size(settings["batch_size"], len(split.train_pairs), settings["negatives"])
     writer = ctx.on_main(RunWriter, out, force=force, resume=resume, share=False)  # None on other ranks
@@ -564,6 +573,8 @@ def train(
             "graph": str(graph.path.resolve()) if graph.path.exists() else str(graph.path),
             "graph_checksum": graph_checksum(graph), "split": split.sizes(), "model": model.hparams(),
             "graphrec_version": __version__, "world_size": ctx.world_size,
+            **({"val_pairs": str(Path(val_pairs).resolve()), "val_pairs_counts": val_counts,
+                "relation_names": relation_names} if val_pairs is not None else {}),
         }
         if writer is not None:
             writer.write_config(config)
