@@ -52,6 +52,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from graphrec.errors import GraphrecError
 from graphrec.io.edges import read_edge_list
 from graphrec.io.pairs import read_pairs
 from graphrec.metrics import pair_metrics
@@ -172,24 +173,28 @@ def _lightgcn_scores(model, message: torch.Tensor, pairs: torch.Tensor) -> torch
     return model(message, pairs.t()).double()
 
 
-def graphrec_fitter(encoder: str) -> Callable[[Task, argparse.Namespace], Scorer]:
-    """A graphrec encoder trained through :func:`graphrec.train.train` on the task's edges
-    (the validation pairs early-stop it). Needs ``train(encoder=...)`` (branch ``shape``)."""
+def graphrec_fitter(encoder: str, multiplex: bool = False) -> Callable[[Task, argparse.Namespace], Scorer]:
+    """A graphrec encoder trained through :func:`graphrec.train.train` on the task's edges,
+    early-stopped on its validation pairs (``val_pairs=``); ``multiplex`` also passes the
+    other relations' training edges to message passing (``message_relations=``). Needs
+    ``train(encoder=...)`` (issue 14 item 1, branch ``shape``)."""
 
     def fit(task: Task, options) -> Scorer:
         from graphrec.graph import Graph
         from graphrec.train import train
 
-        if "encoder" not in inspect.signature(train).parameters:
-            raise NotImplementedError("graphrec's train() has no encoder= yet (issue 14 item 1, branch shape)")
-        edges = {"also_bought": task.train_edges, **(task.extra_edges or {})}
-        graph = Graph.from_arrays([str(i) for i in range(task.num_nodes)], edges)
+        accepted = inspect.signature(train).parameters
+        if "encoder" not in accepted or (multiplex and "message_relations" not in accepted):
+            raise NotImplementedError("graphrec's train() has no encoder= / message_relations= yet (issue 14 item 1)")
+        others = task.extra_edges or {}
+        graph = Graph.from_arrays([str(i) for i in range(task.num_nodes)], {task.name: task.train_edges, **others})
+        extra = {"message_relations": [task.name, *others]} if multiplex else {}
         with tempfile.TemporaryDirectory() as tmp:
             val_file = Path(tmp) / "valid.txt"
-            val_file.write_text("".join(f"also_bought {u} {v} {int(y)}\n" for (u, v), y in
+            val_file.write_text("".join(f"{task.name} {u} {v} {int(y)}\n" for (u, v), y in
                                         zip(task.val_pairs.tolist(), task.val_labels.tolist())))
-            run = train(graph, encoder=encoder, relation="also_bought", val_pairs=val_file, out_dir=Path(tmp) / "run",
-                        quiet=True, seed=options.seed)
+            run = train(graph, encoder=encoder, relation=task.name, val_pairs=val_file, out_dir=Path(tmp) / "run",
+                        quiet=True, seed=options.seed, **extra)
         return lambda pairs: run.model.predict_proba(graph, pairs).double()
 
     return fit
@@ -201,6 +206,7 @@ METHODS: dict[str, Callable[[Task, argparse.Namespace], Scorer]] = {
     "lightgcn": fit_lightgcn,
     "graphrec-embedding": graphrec_fitter("embedding"),
     "graphrec-lightgcn": graphrec_fitter("lightgcn"),
+    "graphrec-lightgcn-multiplex": graphrec_fitter("lightgcn", multiplex=True),
 }
 
 
@@ -241,7 +247,7 @@ def score_gatne(tasks: list[Task], methods: list[str], options) -> list[dict]:
             started = time.perf_counter()
             try:
                 scorer = METHODS[method](task, options)
-            except NotImplementedError as why:
+            except (NotImplementedError, GraphrecError) as why:
                 rows.append({"method": method, "relation": task.name, "missing": str(why)})
                 break
             scores = scorer(task.test_pairs)
@@ -332,7 +338,7 @@ def score_planted(options, methods: list[str]) -> list[dict]:
         started = time.perf_counter()
         try:
             scorer = METHODS[method](task, options)
-        except NotImplementedError as why:
+        except (NotImplementedError, GraphrecError) as why:
             rows.append({"method": method, "missing": str(why)})
             continue
         offset, _ = best_offset(scorer(split.train_pairs), split.train_labels)
