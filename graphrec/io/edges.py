@@ -151,9 +151,10 @@ class FieldReader:
     def _shape_error(self, parts: list[str]) -> str:
         if "" in parts:
             return "an empty field (two separators in a row)"
+        count = f"{len(parts)} field{'s' if len(parts) != 1 else ''}"
         if self.fields:
-            return f"{len(parts)} fields where this file's lines have {self.fields} ({self.layout})"
-        return f"{len(parts)} fields; expected {self.layout}"
+            return f"{count} where this file's lines have {self.fields} ({self.layout})"
+        return f"{count}; expected {self.layout}"
 
 
 def _comment_start(text: str) -> int:
