@@ -173,10 +173,11 @@ def _lightgcn_scores(model, message: torch.Tensor, pairs: torch.Tensor) -> torch
     return model(message, pairs.t()).double()
 
 
-def graphrec_fitter(encoder: str, multiplex: bool = False) -> Callable[[Task, argparse.Namespace], Scorer]:
+def graphrec_fitter(encoder: str | None, multiplex: bool = False) -> Callable[[Task, argparse.Namespace], Scorer]:
     """A graphrec encoder trained through :func:`graphrec.train.train` on the task's edges,
     early-stopped on its validation pairs (``val_pairs=``); ``multiplex`` also passes the
-    other relations' training edges to message passing (``message_relations=``). Needs
+    other relations' training edges to message passing (``message_relations=``); ``encoder``
+    None trains the default encoder of a graph without features. Needs
     ``train(encoder=...)`` (issue 14 item 1, branch ``shape``)."""
 
     def fit(task: Task, options) -> Scorer:
@@ -189,11 +190,13 @@ def graphrec_fitter(encoder: str, multiplex: bool = False) -> Callable[[Task, ar
         others = task.extra_edges or {}
         graph = Graph.from_arrays([str(i) for i in range(task.num_nodes)], {task.name: task.train_edges, **others})
         extra = {"message_relations": [task.name, *others]} if multiplex else {}
+        if encoder is not None:
+            extra["encoder"] = encoder
         with tempfile.TemporaryDirectory() as tmp:
             val_file = Path(tmp) / "valid.txt"
             val_file.write_text("".join(f"{task.name} {u} {v} {int(y)}\n" for (u, v), y in
                                         zip(task.val_pairs.tolist(), task.val_labels.tolist())))
-            run = train(graph, encoder=encoder, relation=task.name, val_pairs=val_file, out_dir=Path(tmp) / "run",
+            run = train(graph, relation=task.name, val_pairs=val_file, out_dir=Path(tmp) / "run",
                         quiet=True, seed=options.seed, **extra)
         return lambda pairs: run.model.predict_proba(graph, pairs).double()
 
@@ -201,6 +204,7 @@ def graphrec_fitter(encoder: str, multiplex: bool = False) -> Callable[[Task, ar
 
 
 METHODS: dict[str, Callable[[Task, argparse.Namespace], Scorer]] = {
+    "graphrec-default": graphrec_fitter(None),
     "resource-allocation": fit_resource_allocation,
     "adamic-adar": fit_adamic_adar,
     "lightgcn": fit_lightgcn,
@@ -316,8 +320,9 @@ def planted_edge_list(path: Path, edges: int, seed: int = 0, community: int = 40
 
 
 def score_planted(options, methods: list[str]) -> list[dict]:
-    """Generate, read and split the planted list, then score every method on its test pairs."""
-    from graphrec.graph import Graph
+    """Generate the planted list, build its graph with ``build-graph --edges`` (timed), split
+    it by the paper's protocol, then score every method on its test pairs."""
+    from graphrec.graph import build_graph, load_graph
     from graphrec.sampling import split_pairs
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -325,12 +330,13 @@ def score_planted(options, methods: list[str]) -> list[dict]:
         planted_edge_list(path, options.planted_edges, options.seed)
         started = time.perf_counter()
         edges = read_edge_list(path)
-        read_seconds = time.perf_counter() - started
-    graph = Graph.from_arrays(edges.ids, edges.edges)
+        read_seconds, started = time.perf_counter() - started, time.perf_counter()
+        graph = load_graph(build_graph(None, Path(tmp) / "graph", edges=path, quiet=True).path, mmap=False)
+        build_seconds = time.perf_counter() - started
     split = split_pairs(graph, "also_bought", options.seed)
     print(f"\nplanted edge list: {edges.lines:,} lines, {graph.num_nodes:,} products, "
-          f"{graph.edge_index('also_bought').shape[1]:,} distinct edges, read in {read_seconds:.2f}s; "
-          f"paper split {split.sizes()}", flush=True)
+          f"{graph.edge_index('also_bought').shape[1]:,} distinct edges; read in {read_seconds:.2f}s, "
+          f"build-graph --edges in {build_seconds:.2f}s; paper split {split.sizes()}", flush=True)
     task = Task("planted", graph.num_nodes, split.train_positives.t().contiguous(), split.val_pairs, split.val_labels,
                 split.test_pairs, split.test_labels)
     rows = []
