@@ -198,7 +198,7 @@ def graphrec_fitter(encoder: str | None, multiplex: bool = False) -> Callable[[T
                                         zip(task.val_pairs.tolist(), task.val_labels.tolist())))
             run = train(graph, relation=task.name, val_pairs=val_file, out_dir=Path(tmp) / "run",
                         quiet=True, seed=options.seed, **extra)
-        return lambda pairs: run.model.predict_proba(graph, pairs).double()
+        return lambda pairs: run.model.predict_proba(run.inputs, pairs).double()
 
     return fit
 

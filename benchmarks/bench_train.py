@@ -45,12 +45,12 @@ import torch
 
 from graphrec.datasets.synthetic import SPECTRUM_FACTORS, generate_catalogue, relation_rules
 from graphrec.graph import build_graph, load_graph
+from graphrec.models import get_model
 from graphrec.sample import SAMPLE_DIR
 from graphrec.sampling import split_pairs
 from graphrec.train import best_offset, train
 
 REFERENCE = {1: 0.8576, 10: 0.9369, 100: 0.7602}  # course project, Mahalanobis on Amazon Men's clothing
-K_DECODERS = ("mahalanobis", "fm")
 
 
 def planted_styles(graph, catalogue, relation: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,24 +125,25 @@ def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes
         print(f"  reference: a linear map from the features to the exact planted styles scores {crossed:.4f} on products "
               f"whose styles it was not fitted on (ridge, 4-fold cross-fitted), {fitted:.4f} fitted on every product", flush=True)
     for decoder in decoders:
-        for k in ks if decoder in K_DECODERS else ks[:1]:
+        for k in ks if get_model(decoder).has_k else ks[:1]:
             started = time.perf_counter()
             run = train(graph, decoder=decoder, k=k, relation=relation, seed=seed, out_dir=work / f"{label}-{decoder}-k{k}", quiet=True, force=True,
                         **((options or {}) if decoder == "mahalanobis" else {}))
             wall = time.perf_counter() - started
             m = run.metrics
             rows.append({
-                "decoder": decoder, "k": k if decoder in K_DECODERS else None,
+                "decoder": decoder, "k": k if get_model(decoder).has_k else None,
                 "accuracy": m["test"]["accuracy"], "auc": m["test"]["auc"],
                 "hit@10": m["test"]["hit@10"], "hit@10 random": m["test_random_candidates"]["hit@10"],
                 "train_s": m["train_seconds"], "total_s": wall, "epoch": m["best_epoch"],
                 "true_style": true_style.get(k) if decoder == "mahalanobis" else None,
             })
-            print(f"  {decoder:14s} K={str(k if decoder in K_DECODERS else '-'):>4s}  acc {m['test']['accuracy']:.4f}  "
+            print(f"  {decoder:14s} K={str(k if get_model(decoder).has_k else '-'):>4s}  acc {m['test']['accuracy']:.4f}  "
                   f"auc {m['test']['auc']:.4f}  train {m['train_seconds']:.1f}s", flush=True)
     base = next((r["train_s"] for r in rows if r["decoder"] == "euclidean"), None)
     print(f"\n{label}: relation {relation}" + (f", Bayes limit {bayes:.4f}" if bayes else ""))
-    columns = ["decoder", "K", "accuracy", "gap to Bayes", "true style, K dims", "AUC", "hit@10 (100 NN)", "hit@10 (random)", "train s", "x euclidean", "reference"]
+    columns = ["decoder", "K", "accuracy", "gap to Bayes", "true style, K dims", "AUC", "hit@10 (100 NN)", "hit@10 (random)",
+               "train s", "x euclidean", "reference"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for r in rows:

@@ -221,7 +221,22 @@ def extract_features_command(
 
 # --- train, evaluate, sweep (graph -> models -> runs) ---------------------------------
 
-_DECODERS_HELP = "mahalanobis (low-rank style space), fm (factorization machine on metadata), wnn (weighted nearest neighbour), euclidean, category-tree."
+def _defaults_help(field: str, fmt=str) -> str:
+    """"30 mahalanobis, 20 wnn, 40 fm": a default of every gradient-trained model, from the registry."""
+    from graphrec.models import get_model, list_models
+
+    models = [get_model(name) for name in list_models() if get_model(name).trainable]
+    return ", ".join(f"{fmt(getattr(cls.defaults, field))} {cls.name}" for cls in models)
+
+
+def _decays(value) -> str:
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+
+
+def _decoders_help() -> str:
+    from graphrec.models import models_help
+
+    return models_help()
 
 
 def _print_metrics(title: str, metrics: dict) -> None:
@@ -286,13 +301,13 @@ def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
 @_run
 def train_command(
     graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR written by build-graph (default: graphrec-sample/graph).", show_default=False),
-    decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _DECODERS_HELP),
+    decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _decoders_help()),
     k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension."),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn (also_bought, also_viewed, bought_together, buy_after_viewing)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default per decoder: 30 mahalanobis, 20 wnn, 40 fm; closed-form baselines ignore it).", show_default=False),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Maximum epochs (default per decoder: {_defaults_help('epochs')}; closed-form baselines ignore it).", show_default=False),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default per decoder).", show_default=False),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Labelled pairs per gradient step (default 4096 x (1 + negatives) / 2, smaller on small graphs so that an epoch has at least 8 steps).", show_default=False),
-    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="L2 penalty on the projection / embeddings, added to the loss. Several comma-separated values (e.g. 1e-3,3e-2,1) train once per value and keep the best on validation (default per decoder: 1e-3,3e-2,1 mahalanobis, 0 wnn, 1e-5 fm).", show_default=False),
+    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="L2 penalty on the projection / embeddings, added to the loss. Several comma-separated values (e.g. 1e-3,3e-2,1) train once per value and keep the best on validation (default per decoder: " + _defaults_help("weight_decay", _decays) + ").", show_default=False),
     preprocessing: Optional[str] = typer.Option(None, "--preprocessing", help="mahalanobis feature preprocessing: sqrt (divide by the largest training value, then signed square root), max (divide only) or std (per-dimension standard deviation); default sqrt.", show_default=False),
     noise_floor: Optional[float] = typer.Option(None, "--noise-floor", help="Training likelihood P(edge) = floor + (1 - floor) sigmoid(c - d): the share of edges assumed unrelated to style, so that they cannot drag the projection (default 0: the plain logistic loss; 0.1 helped on planted features and hurt on the bundled sample, see docs/train.md).", show_default=False),
     negatives: Optional[int] = typer.Option(None, "--negatives", help="Random non-edges drawn per training edge every epoch (default 1, the paper's balance; the threshold is still chosen on balanced training pairs). 8 raised K = 10 accuracy on planted 4k features and lowered it on the bundled sample, see docs/train.md.", show_default=False),
@@ -396,7 +411,7 @@ def sweep_command(
     import pandas as pd
 
     from graphrec.errors import UsageError
-    from graphrec.models import MODELS
+    from graphrec.models import list_models
     from graphrec.sweep import sweep
 
     ks, decoders = [], []
@@ -404,10 +419,10 @@ def sweep_command(
         for part in value.replace(",", " ").split():
             if part.lstrip("-").isdigit():
                 ks.append(int(part))
-            elif part in MODELS:
+            elif part in list_models():
                 decoders.append(part)
             else:
-                raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(MODELS)}).")
+                raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(list_models())}).")
     table = sweep(
         graph, decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
         out_dir=out, quiet=quiet, force=force, epochs=epochs,

@@ -27,8 +27,10 @@ from torch import Tensor
 
 from graphrec.errors import DataError
 from graphrec.graph import Graph
+from graphrec.inputs import node_inputs
 from graphrec.io.pairs import LabelledPairs, read_pairs
 from graphrec.metrics import pair_metrics
+from graphrec.models.inputs import NodeInputs
 from graphrec.runs import Run, load_run
 from graphrec.sampling import (
     MAX_TRAIN_PAIRS,
@@ -117,23 +119,24 @@ def training_edges(run: Run) -> Tensor:
     return split_pairs(run.graph, relation, int(run.config.get("seed", 0))).train_positives.t()
 
 
-def score_pairs(model, graph: Graph, nodes: Tensor, known: Tensor, cold_score: float = COLD_SCORE) -> Tensor:
+def score_pairs(model, inputs: NodeInputs, nodes: Tensor, known: Tensor, cold_score: float = COLD_SCORE) -> Tensor:
     """P(edge) of every row of ``nodes``: the model's for known pairs, ``cold_score`` for the rest."""
     scores = torch.full((len(nodes),), float(cold_score), dtype=torch.float64)
     if bool(known.any()):
-        scores[known] = model.predict_proba(graph, nodes[known]).double()
+        scores[known] = model.predict_proba(inputs, nodes[known]).double()
     return scores
 
 
 def evaluate_pairs(model, graph: Graph, pairs_file: str | os.PathLike, relation: str, training_edges: Tensor,
                    relation_names: dict[str, str] | None = None, strict: bool = False, seed: int = 0,
-                   cold_score: float = COLD_SCORE) -> dict[str, Any]:
+                   cold_score: float = COLD_SCORE, inputs: NodeInputs | None = None) -> dict[str, Any]:
     """Score the labelled pairs of ``relation`` in ``pairs_file`` with ``model`` (see the
     module docstring). ``training_edges`` ``[2, E]`` are the edges the model was trained on
-    (every edge of the relation for a ``--val-pairs`` run)."""
+    (every edge of the relation for a ``--val-pairs`` run); ``inputs`` are the graph's model
+    inputs (built from ``graph`` when None)."""
     pairs = read_pairs(pairs_file, relation, relation_names=relation_names, strict=strict)
     nodes, known = known_pairs(graph, pairs)
-    scores = score_pairs(model, graph, nodes, known, cold_score)
+    scores = score_pairs(model, inputs if inputs is not None else node_inputs(graph), nodes, known, cold_score)
     labels = torch.from_numpy(pairs.labels.astype(np.float64))
     seen = is_edge(nodes.clamp(min=0), training_edges, graph.num_nodes) & known
     unknown_ids = {node for node, index in zip(pairs.u + pairs.v, nodes.t().reshape(-1).tolist()) if index < 0}
@@ -154,7 +157,7 @@ def evaluate_run_pairs(run_dir: str | os.PathLike | Run, pairs_file: str | os.Pa
     run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
     relation = run.config.get("relation", "also_bought")
     result = evaluate_pairs(run.model, run.graph, pairs_file, relation, training_edges(run), relation_names, strict,
-                            seed=int(run.config.get("seed", 0)))
+                            seed=int(run.config.get("seed", 0)), inputs=run.inputs)
     return run, {"decoder": run.config.get("decoder"), "run": str(run.path), **result}
 
 

@@ -4,8 +4,8 @@
 >>> table = sweep("graph/", decoders=["mahalanobis", "fm"], ks=[1, 10, 100], out_dir="sweep/")
 
 Writes ``sweep.csv``, ``sweep.md`` and ``accuracy_vs_k.png`` into ``out_dir`` and every
-run under ``out_dir/runs/<decoder>-k<k>``. Decoders without a K (wnn, euclidean,
-category-tree) are trained once and shown with K "-".
+run under ``out_dir/runs/<decoder>-k<k>``. Decoders without a K (``has_k`` False in the
+model registry: wnn, euclidean, category-tree) are trained once and shown with K "-".
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ import pandas as pd
 
 from graphrec.errors import UsageError
 from graphrec.graph import Graph, load_graph
-from graphrec.models import model_class
+from graphrec.models import get_model
 from graphrec.sample import WORK_DIR, WORK_GRAPH
 from graphrec.train import train
 
-__all__ = ["K_DECODERS", "sweep", "sweep_row", "to_markdown", "plot_sweep"]
+__all__ = ["sweep", "sweep_row", "to_markdown", "plot_sweep"]
 
-K_DECODERS = ("mahalanobis", "fm")  # decoders whose size is set by K
 COLUMNS = ["decoder", "k", "accuracy", "auc", "hit@10", "mrr", "ndcg@10", "hit@10 (random)", "train_seconds", "best_epoch"]
 
 
@@ -34,7 +33,7 @@ def sweep_row(metrics: dict[str, Any]) -> dict[str, Any]:
     rand = metrics.get("test_random_candidates") or {}
     return {
         "decoder": metrics["decoder"],
-        "k": metrics["k"] if metrics["decoder"] in K_DECODERS else None,
+        "k": metrics["k"] if get_model(metrics["decoder"]).has_k else None,
         "accuracy": test["accuracy"],
         "auc": test["auc"],
         "hit@10": test.get("hit@10"),
@@ -104,7 +103,7 @@ def sweep(
 ) -> pd.DataFrame:
     """Train each decoder at each K (once for K-free decoders); returns the table."""
     for decoder in decoders:
-        model_class(decoder)  # unknown names fail before any training
+        get_model(decoder)  # unknown names fail before any training
     if not ks:
         raise UsageError("give at least one K (e.g. --k 1 10 100).")
     graph = graph if isinstance(graph, Graph) else load_graph(graph if graph is not None else WORK_GRAPH)
@@ -113,8 +112,9 @@ def sweep(
     say = echo if echo is not None else (lambda line: None) if quiet else print
     rows = []
     for decoder in decoders:
-        for k in (ks if decoder in K_DECODERS else ks[:1]):
-            name = f"{decoder}-k{k}" if decoder in K_DECODERS else decoder
+        has_k = get_model(decoder).has_k
+        for k in (ks if has_k else ks[:1]):
+            name = f"{decoder}-k{k}" if has_k else decoder
             say(f"== {name}")
             run = train(graph, decoder=decoder, k=k, relation=relation, seed=seed, out_dir=out / "runs" / name,
                         quiet=quiet, force=force, echo=echo, **train_options)

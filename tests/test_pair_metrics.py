@@ -103,9 +103,9 @@ def test_val_pairs_split_refuses_a_file_with_no_usable_pairs(tmp_path):
 class DistanceModel:
     """P(edge) = 1 / (1 + ring distance): a stand-in for a trained run."""
 
-    def predict_proba(self, graph, pairs):
+    def predict_proba(self, inputs, pairs):
         gap = (pairs[:, 0] - pairs[:, 1]).abs()
-        gap = torch.minimum(gap, graph.num_nodes - gap)
+        gap = torch.minimum(gap, inputs.num_nodes - gap)
         return 1.0 / (1.0 + gap.float())
 
 
