@@ -96,6 +96,8 @@ def build_graph_command(
         None, "--images", help="Directory of product images named <ASIN>.jpg/.jpeg/.png/.webp, recorded as image_path. "
         "Default: the images_dir of the features' JSON sidecar, if any (the sample's images for the sample)."),
     no_features: bool = typer.Option(False, "--no-features", help="Build from the metadata only, even when sample features exist."),
+    edges: Optional[Path] = typer.Option(None, "--edges", help="A plain edge list ('u v' or 'relation u v' per line, whitespace or commas, # comments) giving the relations instead of the metadata's related lists; its ids are the products (ASINs when combined with --meta/--features). See docs/collaborative.md."),
+    relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the edge list's relation labels, e.g. 1=also_bought,2=also_viewed (the default when the labels are exactly GATNE's 1 and 2; other labels are kept as written)."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed metadata line or bad feature record instead of skipping it."),
     force: bool = typer.Option(False, "--force", help="Replace an existing GRAPH_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no summary table."),
@@ -109,8 +111,9 @@ def build_graph_command(
     from graphrec import sample
     from graphrec.errors import UsageError
     from graphrec.graph import build_graph
+    from graphrec.io.edges import parse_relation_names
 
-    if meta is None:
+    if meta is None and edges is None:
         if not sample.SAMPLE_META.is_file():
             raise UsageError(f"the bundled sample {sample.SAMPLE_META} is missing from this checkout; pass --meta FILE.")
         meta = sample.SAMPLE_META
@@ -124,6 +127,7 @@ def build_graph_command(
         meta, out or sample.WORK_GRAPH, features, category=category,
         relations=relations.split(",") if relations else None, meta_format=meta_format,
         feature_dim=feature_dim, dtype=dtype, images=images, strict=strict, force=force, quiet=quiet,
+        edges=edges, relation_names=parse_relation_names(relation_names),
     )
     for message in result.warnings:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
@@ -278,6 +282,27 @@ def _encoder_label(config: dict) -> str:
     return f" ({encoder} encoder)" if encoder not in (None, "linear") else ""
 
 
+def _print_pair_metrics(result: dict) -> None:
+    """The table of ``evaluate --pairs`` and the counts behind it."""
+    from rich.table import Table
+
+    from graphrec.pairs import format_pair_metrics
+
+    for message in result["messages"]:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    table = Table(title=f"{result['decoder']} on the {result['relation']} pairs of {result['pairs_file']}", title_justify="left")
+    for column in ("pairs", "metric", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for row in format_pair_metrics(result):
+        table.add_row(*row)
+    console.print(table)
+    removed = result["training_edges_removed"]
+    console.print(f"{result['unknown_pairs']:,} pairs name products the run never saw ({result['unknown_ids']:,} ids); "
+                  f"they are scored at P = {result['cold_score']}. Training edges removed in the second view: "
+                  f"{removed['positives']:,} positives, {removed['negatives']:,} negatives. Bad lines: {result['bad_lines']:,}; "
+                  f"other relations' pairs skipped: {result['other_relation_pairs'] or 'none'}.", highlight=False)
+
+
 def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
     """``"1e-3"`` -> 0.001; ``"1e-3,3e-2"`` -> [0.001, 0.03]; a clear error otherwise."""
     from graphrec.errors import UsageError
@@ -317,6 +342,8 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Fixes the negatives, the 80/10/10 split (hence the test pairs) and the initialisation."),
     candidates: int = typer.Option(100, "--candidates", help="Hard negatives per test query for hit@10/MRR/NDCG@10: its nearest neighbours in raw feature space that are not partners."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="RUN_DIR to write (default: graphrec-sample/runs/<decoder>-k<k>).", show_default=False),
+    val_pairs: Optional[Path] = typer.Option(None, "--val-pairs", help="Labelled pairs ('relation u v label', e.g. GATNE's valid.txt): train on every edge of --relation and early-stop on this file's pairs of it, instead of the 80/10/10 split; then score a test file with evaluate --pairs.", show_default=False),
+    relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the relation labels of --val-pairs, e.g. 1=also_bought,2=also_viewed (the default for GATNE's labels 1 and 2).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace an existing RUN_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines, only the final table."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run of this same command from its last per-epoch checkpoint (kept in the hidden .<RUN_DIR>.partial folder); ends with the same metrics as an uninterrupted run. Starts from epoch 1 when there is nothing to resume."),
@@ -332,6 +359,7 @@ def train_command(
     RUN_DIR holds config.json, model.pt, history.csv, metrics.json and curve.png.
     """
     from graphrec.distributed import is_main_process
+    from graphrec.io.edges import parse_relation_names
     from graphrec.train import train
 
     run = train(
@@ -342,7 +370,7 @@ def train_command(
         aux_relations=_names(aux_relations),
         aux_weight=aux_weight, candidates=candidates, force=force,
         echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
-        distributed=distributed,
+        distributed=distributed, val_pairs=val_pairs, relation_names=parse_relation_names(relation_names) or None,
     )
     if distributed is not False and not is_main_process():
         return  # rank 0 reports for every process
@@ -357,14 +385,29 @@ def evaluate_command(
     candidates: Optional[int] = typer.Option(None, "--candidates", help="Hard negatives per test query (default: the run's own setting).", show_default=False),
     pictures: Optional[Path] = typer.Option(None, "--pictures", help="Also write a PNG of the most confident true positives and the hardest negatives of the test split."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    run_option: Optional[Path] = typer.Option(None, "--run", "-r", help="RUN_DIR, instead of the argument.", show_default=False),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Score the labelled pairs of this file ('relation u v label', e.g. GATNE's test.txt) of the run's relation: accuracy, ROC-AUC, PR-AUC, F1 (GATNE's rank cut) and AP, on all pairs and without the run's training edges. Pairs with products the run never saw are scored at the prior and counted.", show_default=False),
+    relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the relation labels of --pairs, e.g. 1=also_bought,2=also_viewed.", show_default=False),
 ) -> None:
-    """Reload a run, rebuild its test split from its seed and recompute every metric."""
+    """Reload a run, rebuild its test split from its seed and recompute every metric
+    (or, with --pairs, score a labelled pair file)."""
     import json
 
     from graphrec.evaluate import evaluate_run, write_pictures
     from graphrec.sample import WORK_RUNS
 
-    run, metrics = evaluate_run(run_dir if run_dir is not None else WORK_RUNS / "mahalanobis-k10", candidates=candidates)
+    run_dir = run_dir or run_option or WORK_RUNS / "mahalanobis-k10"
+    if pairs is not None:
+        from graphrec.io.edges import parse_relation_names
+        from graphrec.pairs import evaluate_run_pairs
+
+        _, result = evaluate_run_pairs(run_dir, pairs, parse_relation_names(relation_names) or None)
+        if as_json:
+            typer.echo(json.dumps(result, indent=2))
+        else:
+            _print_pair_metrics(result)
+        return
+    run, metrics = evaluate_run(run_dir, candidates=candidates)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:

@@ -32,6 +32,7 @@ __all__ = [
     "evaluate_model",
     "warm_pairs",
     "evaluate_run",
+    "run_split",
     "format_metrics",
     "confident_examples",
     "write_pictures",
@@ -153,11 +154,22 @@ def evaluate_run(run_dir: str | Path, graph: Graph | None = None, candidates: in
     """Reload a RUN_DIR, rebuild its split (same relation and seed) and recompute its metrics."""
     run = load_run(run_dir, graph)
     config = run.config
-    split = split_pairs(run.graph, config.get("relation", "also_bought"), int(config.get("seed", 0)))
+    split = run_split(run)
     metrics = evaluate_model(run.model, run.graph, split, candidates or int(config.get("candidates", 100)), max_queries,
                              int(config.get("seed", 0)), inputs=run.inputs)
     metrics = {"decoder": config["decoder"], "k": config.get("k"), "relation": config.get("relation"), **metrics}
     return run, metrics
+
+
+def run_split(run: Run) -> PairSplit:
+    """The split a run was trained on: its paper split (relation and seed), or the
+    ``--val-pairs`` split of its validation file."""
+    relation, seed = run.config.get("relation", "also_bought"), int(run.config.get("seed", 0))
+    if run.config.get("val_pairs"):
+        from graphrec.pairs import split_from_file
+
+        return split_from_file(run.graph, relation, run.config["val_pairs"], seed, run.config.get("relation_names"))[0]
+    return split_pairs(run.graph, relation, seed)
 
 
 def confident_examples(run: Run, count: int = 6) -> dict[str, list[tuple[int, int, float]]]:

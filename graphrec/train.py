@@ -37,6 +37,7 @@ from graphrec.graph import Graph, load_graph
 from graphrec.inputs import node_inputs
 from graphrec.models import LinkModel, get_model
 from graphrec.models.inputs import NodeInputs
+from graphrec.pairs import split_from_file
 from graphrec.runs import Run, RunWriter, graph_checksum
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
 from graphrec.sampling import PairSplit, auxiliary_relation, message_edges, split_pairs
@@ -66,6 +67,8 @@ class _Request:
     resume: bool
     quiet: bool
     batch_size_given: bool
+    val_pairs: Path | None = None  # a labelled pair file replacing the 80/10/10 split
+    relation_names: dict[str, str] | None = None
 
 
 def _model_options(model: type[LinkModel], k: int, seed: int, given: dict[str, Any]) -> dict[str, Any]:
@@ -155,6 +158,16 @@ def _run_config(request: _Request, graph: Graph, config: TrainConfig, model: Lin
     }
 
 
+def _split(request: _Request, graph: Graph) -> tuple[PairSplit, dict[str, Any]]:
+    """The paper's split, or with ``val_pairs`` every edge for training and the file's pairs
+    for validation; and what ``config.json`` records about the latter."""
+    if request.val_pairs is None:
+        return split_pairs(graph, request.relation, request.seed), {}
+    split, counts = split_from_file(graph, request.relation, request.val_pairs, request.seed, request.relation_names)
+    return split, {"val_pairs": str(request.val_pairs.resolve()), "val_pairs_counts": counts,
+                   "relation_names": request.relation_names}
+
+
 def _echo_epoch(say: Callable[[str], None], row: dict[str, float]) -> None:
     say(f"epoch {int(row['epoch']):3d}  loss {row['loss']:.4f}  train acc {row['train_accuracy']:.4f}  "
         f"val acc {row['val_accuracy']:.4f}  val auc {row['val_auc']:.4f}  ({row['seconds']:.1f}s)")
@@ -180,7 +193,7 @@ def _fit_and_write(request: _Request, graph: Graph, cls: type[LinkModel], option
                    ctx: DistContext, say: Callable[[str], None]) -> Run:
     """Split, build, fit (resuming when asked), evaluate and write the RUN_DIR."""
     inputs = node_inputs(graph)
-    split = split_pairs(graph, request.relation, request.seed)
+    split, split_config = _split(request, graph)
     if not request.batch_size_given and config.batch_size:
         config.batch_size = default_batch_size(config.batch_size, len(split.train_pairs), config.negatives)
     writer = ctx.on_main(RunWriter, request.out, force=request.force, resume=request.resume, share=False)  # None on other ranks
@@ -191,7 +204,7 @@ def _fit_and_write(request: _Request, graph: Graph, cls: type[LinkModel], option
         options = {**options, "edge_index": message_edges(graph, split, config.message_relations)}
     try:
         model = cls.build(inputs, split.train_pairs, split.train_labels, **options)
-        run_config = _run_config(request, graph, config, model, split, ctx)
+        run_config = {**_run_config(request, graph, config, model, split, ctx), **split_config}
         if writer is not None:
             writer.write_config(run_config)
         auxiliary = [auxiliary_relation(graph, split, name) for name in config.aux_relations]
@@ -232,6 +245,8 @@ def train(
     echo: Callable[[str], None] | None = None,
     resume: bool = False,
     distributed: bool | None = None,
+    val_pairs: str | Path | None = None,
+    relation_names: dict[str, str] | None = None,
     **options: Any,
 ) -> Run:
     """Train ``decoder`` on ``relation`` of ``graph`` and write RUN_DIR ``out_dir``.
@@ -251,6 +266,9 @@ def train(
     sage), ``preprocessing``, ``shrink``, ``layers``, ``base``). None takes the default
     (``get_model(decoder).defaults``, adjusted by the encoder); an option the model does not
     take is a :class:`UsageError`.
+    ``val_pairs`` (a labelled pair file, ``relation u v label``) replaces the 80/10/10 split:
+    training uses every edge of ``relation`` and early-stops on the file's pairs of it
+    (:func:`graphrec.pairs.split_from_file`; score a test file with ``evaluate --pairs``).
 
     Under torchrun (``distributed`` None detects it, True requires it) the ranks share every
     mini-batch (see :mod:`graphrec.training.loop`); rank 0 alone prints, evaluates and
@@ -272,5 +290,6 @@ def train(
     if not ctx.is_main:
         say = lambda line: None  # noqa: E731
     out = Path(out_dir) if out_dir is not None else default_run_dir(decoder, k, model_options.get("encoder"))
-    request = _Request(decoder, k, relation, seed, out, candidates, max_queries, force, resume, quiet, settings.get("batch_size") is not None)
+    request = _Request(decoder, k, relation, seed, out, candidates, max_queries, force, resume, quiet, settings.get("batch_size") is not None,
+                       Path(val_pairs) if val_pairs is not None else None, relation_names)
     return _fit_and_write(request, graph, cls, model_options, config, ctx, say)
