@@ -425,6 +425,7 @@ def sweep_command(
     decoder: List[str] = typer.Option(["mahalanobis", "fm"], "--decoder", "-d", help="Decoders, space- or comma-separated: --decoder mahalanobis fm wnn euclidean category-tree."),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs per run (default per decoder).", show_default=False),
+    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Encoder of the mahalanobis runs (default: linear with features, lightgcn without).", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and initialisation (the same test pairs for every run)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for sweep.csv, sweep.md, accuracy_vs_k.png and runs/ (default: graphrec-sample/sweep).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace runs left by an earlier sweep in the same folder."),
@@ -451,7 +452,7 @@ def sweep_command(
                 raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(list_models())}).")
     table = sweep(
         graph, decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
-        out_dir=out, quiet=quiet, force=force, epochs=epochs,
+        out_dir=out, quiet=quiet, force=force, epochs=epochs, encoder=encoder,
         echo=None if quiet else (lambda line: console.print(line, highlight=False)),
     )
     from rich.table import Table

@@ -179,7 +179,9 @@ def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph
     history, best_epoch, search = fitted
     evaluation = evaluate_model(model, graph, split, candidates=request.candidates, max_queries=request.max_queries,
                                 seed=request.seed, inputs=inputs)
-    metrics = {"decoder": request.decoder, "k": request.k, "relation": request.relation, "train_seconds": train_seconds,
+    encoder = model.hparams().get("encoder")
+    metrics = {"decoder": request.decoder, **({"encoder": encoder} if encoder else {}), "k": request.k, "relation": request.relation,
+               "train_seconds": train_seconds,
                "best_epoch": best_epoch, "epochs_run": len(history), "weight_decay": search["chosen"],
                **({"weight_decay_search": search["done"]} if len(search["done"]) > 1 else {}), **evaluation}
     writer.write_model(model)
