@@ -2,6 +2,7 @@
 # One entry point for a fresh clone:
 #   ./run.sh demo    set up .venv on first use, then run the whole path on the bundled sample
 #   ./run.sh test    set up .venv on first use, then run the test suite
+#   ./run.sh lint    set up .venv on first use, then run ruff check (configured in pyproject.toml)
 # Anything else after the verb is passed on (e.g. ./run.sh test -k reader).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -32,5 +33,6 @@ shift || true
 case "$verb" in
     demo) setup; exec "$PY" -m graphrec.demo "$@" ;;
     test) setup; exec "$PY" -m pytest "$@" ;;
-    *) echo "usage: ./run.sh demo | test [pytest options]" >&2; exit 2 ;;
+    lint) setup; exec "$PY" -m ruff check "$@" . ;;
+    *) echo "usage: ./run.sh demo | test [pytest options] | lint [ruff options]" >&2; exit 2 ;;
 esac

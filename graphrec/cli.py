@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from graphrec.errors import GraphrecError
+from graphrec.fs import os_error_message
 
 app = typer.Typer(
     name="graphrec",
@@ -27,9 +28,6 @@ console = Console()
 err_console = Console(stderr=True)
 _state = {"debug": False}
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-SAMPLE_DIR = PACKAGE_DIR.parent / "data"
-
 
 @app.callback()
 def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors.")) -> None:
@@ -38,17 +36,21 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks
 
 
 def _run(func: Callable) -> Callable:
-    """Decorator for commands: user errors become one line on stderr and a non-zero exit."""
+    """Decorator for commands: user errors become one line on stderr and a non-zero exit.
+    So does an operating-system error on a path (an output folder that cannot be written,
+    a parent that is a file, ``--picture`` naming a directory): the sentence names the path
+    and what to do (:func:`graphrec.fs.os_error_message`)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except GraphrecError as error:
+        except (GraphrecError, OSError) as error:
             if _state["debug"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-            raise typer.Exit(error.exit_code) from None
+            message = os_error_message(error) if isinstance(error, OSError) else error
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(getattr(error, "exit_code", 1)) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; finished work is kept and the same command resumes or restarts cleanly")
             raise typer.Exit(130) from None
@@ -77,7 +79,7 @@ def _print_graph_summary(title: str, manifest: dict, stats: dict) -> None:
 def build_graph_command(
     meta: Optional[Path] = typer.Option(
         None, "--meta", help="Amazon metadata file, 2014 (Python literals) or 2018 (JSON lines) dump, plain or .gz. "
-        "Default: the bundled sample data/sample/meta_sample.json.gz."),
+        "Default: the bundled sample (graphrec/datasets/sample/meta_sample.json.gz inside the package)."),
     features: Optional[Path] = typer.Option(
         None, "--features", help="McAuley .b image features (10-byte ASIN + float32 x dim per record). Default: none, "
         "except with the sample metadata, where graphrec-sample/image_features.b is used when it exists."),
@@ -99,6 +101,7 @@ def build_graph_command(
     edges: Optional[Path] = typer.Option(None, "--edges", help="A plain edge list ('u v' or 'relation u v' per line, whitespace or commas, # comments) giving the relations instead of the metadata's related lists; its ids are the products (ASINs when combined with --meta/--features). See docs/collaborative.md."),
     relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the edge list's relation labels, e.g. 1=also_bought,2=also_viewed (the default when the labels are exactly GATNE's 1 and 2; other labels are kept as written)."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed metadata line or bad feature record instead of skipping it."),
+    keep_extreme: bool = typer.Option(False, "--keep-extreme", help="Keep feature records whose values are far beyond the rest (largest |value| above 1000 x the 90th percentile of the records' largest); by default they are dropped and counted like NaN records."),
     force: bool = typer.Option(False, "--force", help="Replace an existing GRAPH_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no summary table."),
 ) -> None:
@@ -115,7 +118,7 @@ def build_graph_command(
 
     if meta is None and edges is None:
         if not sample.SAMPLE_META.is_file():
-            raise UsageError(f"the bundled sample {sample.SAMPLE_META} is missing from this checkout; pass --meta FILE.")
+            raise UsageError(f"the bundled sample {sample.SAMPLE_META} is missing from this installation; pass --meta FILE.")
         meta = sample.SAMPLE_META
         if features is None and sample.WORK_FEATURES.is_file():
             features = sample.WORK_FEATURES
@@ -127,7 +130,7 @@ def build_graph_command(
         meta, out or sample.WORK_GRAPH, features, category=category,
         relations=relations.split(",") if relations else None, meta_format=meta_format,
         feature_dim=feature_dim, dtype=dtype, images=images, strict=strict, force=force, quiet=quiet,
-        edges=edges, relation_names=parse_relation_names(relation_names),
+        edges=edges, relation_names=parse_relation_names(relation_names), keep_extreme=keep_extreme,
     )
     for message in result.warnings:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)

@@ -16,20 +16,10 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from pathlib import Path
 
 from graphrec.sample import WORK_DIR, WORK_GRAPH
 
-__all__ = ["imagenet_weights_cached", "demo_steps", "run_demo"]
-
-
-def imagenet_weights_cached() -> bool:
-    """True when torchvision's AlexNet ImageNet weights are already in the torch hub cache."""
-    import torch
-    from torchvision.models import AlexNet_Weights
-
-    name = Path(AlexNet_Weights.IMAGENET1K_V1.url).name
-    return (Path(torch.hub.get_dir()) / "checkpoints" / name).is_file()
+__all__ = ["demo_steps", "run_demo"]
 
 
 def demo_steps(weights: str, query: str | None) -> list[list[str]]:
@@ -53,8 +43,9 @@ def _first_connected_asin() -> str:
 
 def run_demo(argv: list[str] | None = None) -> int:
     from graphrec.cli import app
+    from graphrec.vision import resolve_weights
 
-    weights = "imagenet" if imagenet_weights_cached() else "random"
+    weights = resolve_weights("auto")
     print(f"graphrec demo on the bundled sample; outputs go to ./{WORK_DIR}/")
     if weights == "random":
         print("ImageNet AlexNet weights are not in the torch hub cache (no download here), so the demo uses "

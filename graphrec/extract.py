@@ -25,6 +25,7 @@ run, and a killed rank's finished chunks are kept for the next start.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -40,8 +41,11 @@ from torch.utils.data import DataLoader, Dataset
 from graphrec.distributed import distributed_context
 from graphrec.errors import DataError, UsageError
 from graphrec.fs import atomic_write, progress_bar, write_text_atomic
-from graphrec.io.features import BinaryFeatureWriter, record_dtype
-from graphrec.io.images import open_image, scan_images, valid_asin
+from graphrec.io.features import BinaryFeatureWriter, read_sidecar, record_dtype
+from graphrec.io.ids import normalize_asin, valid_asin
+from graphrec.io.images import open_image, scan_images
+from graphrec.io.schema import Field, read_json_object
+from graphrec.io.textfiles import read_text
 from graphrec.sample import SAMPLE_IMAGES, WORK_FEATURES
 from graphrec.vision import FC7_DIM, Fc7Extractor, preprocess_transform
 
@@ -90,19 +94,19 @@ def list_images(images_dir: str | os.PathLike) -> tuple[list[ImageItem], Counter
 def read_manifest(manifest: str | os.PathLike) -> tuple[list[ImageItem], Counter, list[str]]:
     """``asin,path`` rows of a CSV (header required); relative paths are relative to the CSV."""
     manifest = Path(manifest)
-    if not manifest.is_file():
+    if not os.path.lexists(manifest):
         raise UsageError(f"manifest {manifest} does not exist; give a CSV with columns asin,path.")
     skipped: Counter = Counter()
     problems: list[str] = []
     items: dict[str, Path] = {}
-    with open(manifest, newline="", encoding="utf-8") as handle:
+    with io.StringIO(read_text(manifest, "manifest"), newline="") as handle:  # a BOM skipped; regular files only
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"asin", "path"} <= {f.strip().lower() for f in reader.fieldnames}:
             raise DataError(f"{manifest}, line 1: the header must name the columns asin and path (found {reader.fieldnames}).")
         names = {f.strip().lower(): f for f in reader.fieldnames}
         for row in reader:
             line = reader.line_num
-            asin = (row.get(names["asin"]) or "").strip()
+            asin = normalize_asin(row.get(names["asin"]) or "")
             raw = (row.get(names["path"]) or "").strip()
             if not valid_asin(asin) or not raw:
                 skipped["bad_row"] += 1
@@ -154,6 +158,11 @@ def _chunk_name(rank: int, number: int) -> str:
     return f"part-{rank:03d}-{number:05d}"
 
 
+_MARKER = Field((dict,), fields={"dim": Field((int,), required=True),
+                                 "skipped": Field((dict,), required=True, each=Field((str,)))})
+"""The shape of a finished chunk's marker ``part-<rank>-<n>.json``."""
+
+
 def _parts_state(parts: Path, rank: int = 0) -> tuple[set[str], dict[str, str], int]:
     """ASINs done (extracted or skipped) in complete chunks of every rank, skipped ASIN ->
     reason, and the next chunk number of ``rank``. A chunk counts once its ``.json``
@@ -163,7 +172,7 @@ def _parts_state(parts: Path, rank: int = 0) -> tuple[set[str], dict[str, str], 
     skipped: dict[str, str] = {}
     number = 0
     for marker in sorted(parts.glob("part-*.json")):
-        info = json.loads(marker.read_text())
+        info = read_json_object(marker, _MARKER, f"delete {parts} and run the command again to redo the extraction")
         chunk = marker.with_suffix(".b")
         if chunk.is_file():
             done.update(_chunk_asins(chunk, info["dim"]))
@@ -201,14 +210,21 @@ def _progress(quiet: bool):
     )
 
 
+def _read_state(state_file: Path):
+    """The interrupted run's identity recorded in ``parts/extractor.json`` (None when damaged)."""
+    try:
+        return json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _prepare(out: Path, parts: Path, items: list[ImageItem], spec: dict, source: dict) -> bool:
     """Before extracting (rank 0 only): True when ``out`` is already complete for these
     images and this network. Otherwise a finished file from the same network becomes the
     first chunk, the run's identity is recorded in ``parts/extractor.json`` (a different
     interrupted run is refused) and leftovers of killed writers are removed."""
-    sidecar_path = Path(str(out) + ".json")
     if out.is_file() and not parts.exists():
-        previous = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+        previous = read_sidecar(out, strict=False) or {}  # a damaged sidecar: the file is redone
         if previous.get("extractor") == spec and {k: previous.get(k) for k in source} == source:
             whole = out.stat().st_size % record_dtype(FC7_DIM).itemsize == 0
             have = set(_chunk_asins(out, FC7_DIM)) if whole else set()
@@ -221,9 +237,9 @@ def _prepare(out: Path, parts: Path, items: list[ImageItem], spec: dict, source:
     parts.mkdir(parents=True, exist_ok=True)
     state_file = parts / "extractor.json"
     state = {"extractor": spec, **source}
-    if state_file.is_file() and json.loads(state_file.read_text()) != state:
+    if state_file.is_file() and _read_state(state_file) != state:
         raise UsageError(
-            f"{parts} holds an interrupted run with other weights or images ({state_file}); rerun that "
+            f"{parts} holds an interrupted run with other weights or images, or a damaged record of it ({state_file}); rerun that "
             f"command to finish it, or delete {parts} to start again."
         )
     write_text_atomic(state_file, json.dumps(state, indent=2))
@@ -328,6 +344,60 @@ def _assemble(out: Path, parts: Path, items: list[ImageItem]) -> tuple[Path, int
     return tmp, len(table)
 
 
+def _inputs(images, manifest) -> tuple[list[ImageItem], Counter, list[str], dict]:
+    """The images to extract (from ``--images``, ``--manifest`` or the bundled sample), the
+    skip counts and problems found while listing them, and the source recorded in the sidecar."""
+    if images is not None and manifest is not None:
+        raise UsageError("give either --images DIR or --manifest CSV, not both.")
+    if images is None and manifest is None:
+        images = SAMPLE_IMAGES
+    if manifest is not None:
+        items, skipped, problems = read_manifest(manifest)
+        source = {"images_dir": None, "image_manifest": str(Path(manifest).resolve())}
+    else:
+        items, skipped, problems = list_images(images)
+        source = {"images_dir": str(Path(images).resolve()), "image_manifest": None}
+    if not items:
+        where = manifest if manifest is not None else images
+        raise UsageError(f"no images found in {where} (files named <ASIN>.jpg/.jpeg/.png/.webp, or asin,path rows).")
+    return items, skipped, problems, source
+
+
+def _finish(out: Path, parts: Path, items: list[ImageItem], skipped: Counter, spec: dict, source: dict) -> tuple[int, dict[str, int]]:
+    """Rank 0, once every chunk is complete: assemble ``out`` and write its sidecar."""
+    tmp, total = _assemble(out, parts, items)
+    listed = {item.asin for item in items}
+    _, skipped_all, _ = _parts_state(parts)
+    bad_images = {a: r for a, r in sorted(skipped_all.items()) if a in listed}
+    all_skips = dict(sorted((skipped + Counter(bad_images.values())).items()))
+    sidecar = {"extractor": spec, **source, "num_images": total, "skipped": all_skips, "skipped_images": bad_images}
+    # Never let a sidecar describe another network's file: drop the old sidecar, move
+    # the file into place, then write the new sidecar (a missing sidecar means
+    # "network unknown", never a wrong one). Until OUT.parts is gone (last),
+    # build-graph refuses the output and the same command finishes the job.
+    sidecar_path = Path(str(out) + ".json")
+    sidecar_path.unlink(missing_ok=True)
+    os.replace(tmp, out)
+    write_text_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
+    shutil.rmtree(parts, ignore_errors=True)
+    return total, all_skips
+
+
+def _output_path(out) -> Path:
+    out = Path(out) if out is not None else WORK_FEATURES
+    if out.is_dir():
+        raise UsageError(f"output {out} is a directory; give a file name such as {out / 'image_features.b'}.")
+    return out
+
+
+def _up_to_date(out: Path, items: list[ImageItem], problems: list[str], spec: dict, started: float) -> ExtractResult:
+    """The result of a run that found ``out`` already complete for these images and network."""
+    previous = read_sidecar(out)
+    return ExtractResult(out, Path(str(out) + ".json"), int(previous.get("num_images", 0)), dict(previous.get("skipped", {})),
+                         problems, spec, 0, len(items) - len(previous.get("skipped_images", {})),
+                         time.perf_counter() - started, up_to_date=True)
+
+
 def extract_features(
     images: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
@@ -359,24 +429,10 @@ def extract_features(
     ``OUT`` must be on a filesystem that every rank sees.
     """
     started = time.perf_counter()
-    if images is not None and manifest is not None:
-        raise UsageError("give either --images DIR or --manifest CSV, not both.")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}.")
-    if images is None and manifest is None:
-        images = SAMPLE_IMAGES
-    out = Path(out) if out is not None else WORK_FEATURES
-    if out.is_dir():
-        raise UsageError(f"output {out} is a directory; give a file name such as {out / 'image_features.b'}.")
-    if manifest is not None:
-        items, skipped, problems = read_manifest(manifest)
-        source = {"images_dir": None, "image_manifest": str(Path(manifest).resolve())}
-    else:
-        items, skipped, problems = list_images(images)
-        source = {"images_dir": str(Path(images).resolve()), "image_manifest": None}
-    if not items:
-        where = manifest if manifest is not None else images
-        raise UsageError(f"no images found in {where} (files named <ASIN>.jpg/.jpeg/.png/.webp, or asin,path rows).")
+    out = _output_path(out)
+    items, skipped, problems, source = _inputs(images, manifest)
 
     # coordination needs no tensors on the GPU: gloo, whatever device the network runs on
     with distributed_context(distributed, device="cpu") as ctx:
@@ -388,10 +444,7 @@ def extract_features(
         parts = Path(str(out) + PARTS_SUFFIX)
 
         if ctx.on_main(_prepare, out, parts, items, spec, source):
-            previous = json.loads(sidecar_path.read_text())
-            return ExtractResult(out, sidecar_path, int(previous.get("num_images", 0)), dict(previous.get("skipped", {})),
-                                 problems, spec, 0, len(items) - len(previous.get("skipped_images", {})),
-                                 time.perf_counter() - started, up_to_date=True)
+            return _up_to_date(out, items, problems, spec, started)
 
         done, _, number = _parts_state(parts, ctx.rank)
         ctx.barrier()  # every rank has read the same finished set before anyone writes a new chunk
@@ -405,25 +458,7 @@ def extract_features(
         (extracted,) = ctx.all_reduce_sum(extracted)
         problems += [line for rank_lines in ctx.all_gather_object(run_problems) for line in rank_lines]
 
-        def finish() -> tuple[int, dict[str, int]]:
-            tmp, total = _assemble(out, parts, items)
-            listed = {item.asin for item in items}
-            _, skipped_all, _ = _parts_state(parts)
-            bad_images = {a: r for a, r in sorted(skipped_all.items()) if a in listed}
-            all_skips = dict(sorted((skipped + Counter(bad_images.values())).items()))
-            sidecar = {"extractor": spec, **source, "num_images": total, "skipped": all_skips,
-                       "skipped_images": bad_images}
-            # Never let a sidecar describe another network's file: drop the old sidecar, move
-            # the file into place, then write the new sidecar (a missing sidecar means
-            # "network unknown", never a wrong one). Until OUT.parts is gone (last),
-            # build-graph refuses the output and the same command finishes the job.
-            sidecar_path.unlink(missing_ok=True)
-            os.replace(tmp, out)
-            write_text_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
-            shutil.rmtree(parts, ignore_errors=True)
-            return total, all_skips
-
         ctx.barrier()  # every rank's chunks are complete
-        total, all_skips = ctx.on_main(finish)
+        total, all_skips = ctx.on_main(_finish, out, parts, items, skipped, spec, source)
     return ExtractResult(out, sidecar_path, total, all_skips, problems, spec, int(extracted), resumed,
                          time.perf_counter() - started)

@@ -51,14 +51,28 @@ def _temporary_name(path: Path) -> Path:
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it onto ``path``."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     tmp = _temporary_name(path)
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        _discard(tmp)
+        if error.filename is not None and Path(error.filename) == tmp:  # name the user's path, not ours
+            raise type(error)(error.errno, error.strerror, str(path)) from None
+        raise
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
     return path
+
+
+def _discard(tmp: Path) -> None:
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:  # e.g. a parent that is a regular file: there is nothing to remove
+        pass
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -153,8 +167,8 @@ def progress_bar(*columns, quiet: bool = False, transient: bool = True):
 
 
 _ADVICE = {
-    errno.EACCES: "permission denied; choose a location you can write to, or fix its permissions",
-    errno.EPERM: "operation not permitted; choose a location you can write to, or fix its permissions",
+    errno.EACCES: "permission denied; fix its permissions or choose a path you may use",
+    errno.EPERM: "operation not permitted; fix its permissions or choose a path you may use",
     errno.EROFS: "the filesystem is read-only; choose a location on a writable disk",
     errno.EEXIST: "something is already there, or a folder on the way is a regular file; choose another path",
     errno.ENOTDIR: "a folder on the way is a regular file; choose another path",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 __all__ = ["SAMPLE_DIR", "SAMPLE_META", "SAMPLE_IMAGES", "WORK_DIR", "WORK_FEATURES", "WORK_GRAPH", "WORK_RUNS"]
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parent / "datasets" / "sample"  # package data: installed with the wheel
 SAMPLE_META = SAMPLE_DIR / "meta_sample.json.gz"  # Amazon 2014 format
 SAMPLE_IMAGES = SAMPLE_DIR / "images"  # one image per ASIN, named ASIN.png
 

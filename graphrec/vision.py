@@ -136,19 +136,22 @@ class Fc7Extractor:
     @classmethod
     def from_spec(cls, spec: dict, device: str = "cpu") -> "Fc7Extractor":
         """The network described by a features sidecar's ``extractor`` entry."""
-        if not spec or spec.get("model") != "alexnet" or spec.get("layer") != "fc7":
+        if not isinstance(spec, dict) or spec.get("model") != "alexnet" or spec.get("layer") != "fc7":
             raise UsageError(f"the features were not made by graphrec's AlexNet fc7 extractor (spec {spec}); "
                              "cannot compute matching features for a new image.")
         kind = spec.get("weights")
         if kind == "random":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RandomWeightsWarning)
-                return cls("random", seed=int(spec.get("seed") or 0), device=device)
+                seed = spec.get("seed")
+                if not isinstance(seed, (int, type(None))) or isinstance(seed, bool):
+                    raise UsageError(f"the features' sidecar records the seed {seed!r}, not an integer; re-extract the features.")
+                return cls("random", seed=seed or 0, device=device)
         if kind == "imagenet":
             return cls("imagenet", device=device)
         if kind == "file":
             path = spec.get("path")
-            if not path or not Path(path).is_file():
+            if not isinstance(path, str) or not path or not Path(path).is_file():
                 raise UsageError(f"the features were made with the weights file {path}, which is no longer there; "
                                  "restore it to compute matching features.")
             if spec.get("sha256") and sha256_file(path) != spec["sha256"]:

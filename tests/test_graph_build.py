@@ -40,6 +40,7 @@ def test_build_with_features_nodes_edges_and_drops(small_catalogue, tmp_path):
     assert m["dropped"] == {
         "bad_lines": 0, "duplicate_asins": 0, "outside_category": 0, "no_features": 1, "self_loops": 1,
         "dangling": {"also_bought": 1, "also_viewed": 1}, "bad_asin": 0, "non_finite": 0, "duplicate_feature_asins": 0,
+        "extreme_values": 0,
     }
     assert m["sources"]["metadata"]["format"] == "2014" and len(m["sources"]["metadata"]["sha256"]) == 64
     assert m["sources"]["features"]["size"] == features.stat().st_size

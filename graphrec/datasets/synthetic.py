@@ -38,20 +38,30 @@ take minutes (and 16 GB of features). Run ``python -m graphrec.datasets.syntheti
 from __future__ import annotations
 
 import argparse
-import colorsys
 import gzip
-import json
 import math
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial import cKDTree
 from scipy.special import ndtr
 
+from graphrec.datasets.drawing import TYPES, draw_product_image
+from graphrec.datasets.relations import (
+    RELATION_RULES,
+    SPECTRUM_FACTORS,
+    STYLE_DIM,
+    RelationRule,
+    bayes_limits,
+    best_threshold_accuracy,
+    draw_relation,
+    relation_rules,
+)
+from graphrec.fs import atomic_write, write_json_atomic
 from graphrec.io.features import BinaryFeatureWriter
 
 __all__ = [
@@ -68,49 +78,8 @@ __all__ = [
     "main",
 ]
 
-STYLE_DIM = 6
 NUISANCE_DIM = 10
-MAX_CANDIDATE_FRACTION = 0.15
 ROOT = "Clothing, Shoes & Jewelry"
-TYPES = ("shoes", "shirt", "trousers", "dress", "bag")  # sector of angle(z1, z2)
-
-
-@dataclass(frozen=True)
-class RelationRule:
-    """How one relation's edges are drawn (see the module docstring)."""
-
-    name: str
-    weights: tuple[float, ...]  # metric weight per style dimension
-    degree: float  # target average degree (undirected)
-    candidates: float  # expected products within the kernel radius of a product
-    noise: float  # fraction of edges drawn by popularity instead of style
-
-
-RELATION_RULES = (
-    # co-purchases: overall style similarity
-    RelationRule("also_bought", (1.0, 1.0, 1.0, 1.0, 1.0, 1.0), degree=13.5, candidates=210.0, noise=0.06),
-    # co-views: substitutes, the silhouette and gender matter most, colour less
-    RelationRule("also_viewed", (1.5, 2.0, 2.0, 1.0, 0.4, 0.4), degree=18.0, candidates=320.0, noise=0.10),
-    # bought together: an outfit, same gender and colours, type matters little
-    RelationRule("bought_together", (1.0, 0.25, 0.25, 1.0, 1.5, 1.5), degree=3.0, candidates=60.0, noise=0.03),
-)
-
-#: Style spectra (``--spectrum``). ``flat`` (the default, and the bundled sample) weighs
-#: the six style dimensions of also_bought equally, so a K-dimensional projection with
-#: K < 6 can only see part of the style: with the true styles themselves, the best single
-#: dimension reaches 0.70 accuracy at 4,000 products, below Euclidean distance on the raw
-#: features. ``decaying`` halves the weight from one style dimension to the next (x 4, 2,
-#: 1, 1/2, 1/4, 1/8 on every relation's weights), the way a few factors such as gender
-#: and garment type dominate real co-purchases; small K is meaningful there.
-SPECTRUM_FACTORS = {"flat": (1.0,) * STYLE_DIM, "decaying": tuple(2.0 ** (2 - k) for k in range(STYLE_DIM))}
-
-
-def relation_rules(spectrum: str = "flat") -> tuple[RelationRule, ...]:
-    """:data:`RELATION_RULES` with every relation's style weights scaled by the ``spectrum``'s factors."""
-    if spectrum not in SPECTRUM_FACTORS:
-        raise ValueError(f"unknown spectrum {spectrum!r}; choose one of {', '.join(SPECTRUM_FACTORS)}")
-    factors = SPECTRUM_FACTORS[spectrum]
-    return tuple(replace(rule, weights=tuple(w * f for w, f in zip(rule.weights, factors))) for rule in RELATION_RULES)
 
 
 @dataclass
@@ -240,134 +209,6 @@ def _attributes(z: np.ndarray, rng: np.random.Generator, brand_centres: np.ndarr
     return _Attributes(kind, women, subtype, hue, shade, pattern, brand, price)
 
 
-# --------------------------------------------------------------------------- edges
-
-
-def _kernel_radius(weights: np.ndarray, fraction: float, rng: np.random.Generator) -> float:
-    """``R^2`` such that a fraction ``fraction`` of random pairs have ``d < R^2`` (Monte Carlo)."""
-    samples = 400_000
-    delta = rng.standard_normal((samples, len(weights))) * math.sqrt(2.0)
-    d = (delta**2) @ weights
-    return float(np.quantile(d, min(max(fraction, 10.0 / samples), 1.0)))
-
-
-def _candidate_pairs(points: np.ndarray, radius: float, slab_size: int = 50_000):
-    """Yield all pairs ``(i, j, d)`` with ``||p_i - p_j||^2 < radius^2``, slab by slab.
-
-    Points are sorted by their first coordinate; each pair is produced by the slab holding
-    the endpoint with the smaller coordinate, from a tree over that slab and everything
-    within ``radius`` above it, so memory is bounded by a slab's pairs.
-    """
-    order = np.argsort(points[:, 0], kind="stable")
-    first = points[order, 0]
-    n = len(points)
-    for lo in range(0, n, slab_size):
-        hi = min(lo + slab_size, n)
-        end = int(np.searchsorted(first, first[hi - 1] + radius, side="right"))
-        block = points[order[lo:end]]
-        pairs = cKDTree(block).query_pairs(radius, output_type="ndarray")
-        if len(pairs) == 0:
-            continue
-        pairs = pairs[np.minimum(pairs[:, 0], pairs[:, 1]) < hi - lo]
-        d = ((block[pairs[:, 0]] - block[pairs[:, 1]]) ** 2).sum(axis=1)
-        keep = d < radius * radius
-        yield order[lo + pairs[keep, 0]], order[lo + pairs[keep, 1]], d[keep]
-
-
-def _edge_keys(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
-    return np.minimum(i, j).astype(np.int64) * n + np.maximum(i, j)
-
-
-@dataclass
-class _Relation:
-    rule: RelationRule
-    radius2: float
-    alpha: float
-    noise_draws: int
-    keys: np.ndarray  # sorted unique edge keys i * n + j, i < j
-
-
-def _draw_relation(rule: RelationRule, z: np.ndarray, popularity: np.ndarray, rng: np.random.Generator) -> _Relation:
-    n = len(z)
-    weights = np.asarray(rule.weights, dtype=np.float64)
-    # at most 15% of the catalogue inside a kernel, so small catalogues keep some locality
-    fraction = min(rule.candidates / max(n - 1, 1), MAX_CANDIDATE_FRACTION)
-    radius2 = _kernel_radius(weights, fraction, rng)
-    scaled = z * np.sqrt(weights)
-    # Draw u ~ U(0,1) per candidate pair and keep v = u / k where u < k: the pair is then an
-    # edge of Bernoulli(alpha * k) exactly when v < alpha, for any alpha <= 1 chosen later.
-    kept_i, kept_j, kept_v = [], [], []
-    kernel_sum = 0.0
-    for i, j, d in _candidate_pairs(scaled, math.sqrt(radius2)):
-        k = 1.0 - d / radius2
-        kernel_sum += float(k.sum())
-        u = rng.random(len(k))
-        keep = u < k
-        kept_i.append(i[keep])
-        kept_j.append(j[keep])
-        kept_v.append(u[keep] / k[keep])
-    style_edges = rule.degree * n / 2 * (1 - rule.noise)
-    alpha = min(1.0, style_edges / kernel_sum) if kernel_sum > 0 else 0.0
-    if kept_i:
-        i, j, v = np.concatenate(kept_i), np.concatenate(kept_j), np.concatenate(kept_v)
-        keys = _edge_keys(i[v < alpha], j[v < alpha], n)
-    else:
-        keys = np.empty(0, dtype=np.int64)
-    # popularity noise: one end by popularity, the other uniform
-    draws = int(round(rule.degree * n / 2 * rule.noise))
-    a = rng.choice(n, size=draws, p=popularity)
-    b = rng.integers(0, n, size=draws)
-    ok = a != b
-    keys = np.unique(np.concatenate([keys, _edge_keys(a[ok], b[ok], n)]))
-    return _Relation(rule, radius2, alpha, draws, keys)
-
-
-def _posterior(rel: _Relation, z: np.ndarray, popularity: np.ndarray, i: np.ndarray, j: np.ndarray):
-    """True edge probability of pairs ``(i, j)``: full, and from style alone."""
-    n = len(z)
-    weights = np.asarray(rel.rule.weights)
-    d = ((z[i] - z[j]) ** 2) @ weights
-    g = np.where(d < rel.radius2, rel.alpha * (1.0 - d / rel.radius2), 0.0)
-    hit = (popularity[i] + popularity[j]) / n
-    q = -np.expm1(rel.noise_draws * np.log1p(-hit))
-    q_style = -math.expm1(rel.noise_draws * math.log1p(-2.0 / (n * n)))  # popularity unknown: its mean
-    return 1 - (1 - g) * (1 - q), 1 - (1 - g) * (1 - q_style)
-
-
-def best_threshold_accuracy(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Accuracy on ``positive`` + ``negative`` scores at the best threshold ``score >= t``.
-
-    Tied scores fall on the same side of any threshold, so ties are never split.
-    """
-    values = np.unique(np.concatenate([positive, negative]))
-    pos_below = np.searchsorted(np.sort(positive), values, side="left")  # predicted negative
-    neg_below = np.searchsorted(np.sort(negative), values, side="left")
-    correct = (len(positive) - pos_below) + neg_below
-    correct = np.append(correct, len(negative))  # threshold above everything
-    return float(correct.max() / (len(positive) + len(negative)))
-
-
-def _bayes(rel: _Relation, z, popularity, rng, max_pairs: int = 200_000) -> tuple[float, float]:
-    n = len(z)
-    keys = rel.keys
-    if len(keys) == 0:
-        return float("nan"), float("nan")
-    if len(keys) > max_pairs:
-        keys = rng.choice(keys, size=max_pairs, replace=False)
-    pi, pj = keys // n, keys % n
-    neg_i = np.empty(0, dtype=np.int64)
-    neg_j = np.empty(0, dtype=np.int64)
-    while len(neg_i) < len(keys):  # uniform random non-edges
-        m = 2 * (len(keys) - len(neg_i)) + 16
-        a, b = rng.integers(0, n, m), rng.integers(0, n, m)
-        ok = (a != b) & ~np.isin(_edge_keys(a, b, n), rel.keys)
-        neg_i, neg_j = np.concatenate([neg_i, a[ok]]), np.concatenate([neg_j, b[ok]])
-    neg_i, neg_j = neg_i[: len(keys)], neg_j[: len(keys)]
-    full_pos, style_pos = _posterior(rel, z, popularity, pi, pj)
-    full_neg, style_neg = _posterior(rel, z, popularity, neg_i, neg_j)
-    return best_threshold_accuracy(full_pos, full_neg), best_threshold_accuracy(style_pos, style_neg)
-
-
 # --------------------------------------------------------------------------- features
 
 
@@ -393,73 +234,78 @@ def planted_features(z: np.ndarray, nuisance: np.ndarray, feature_dim: int, seed
     return (np.maximum(pre, 0.0) * 6.0).astype(np.float32)
 
 
-# --------------------------------------------------------------------------- images
-
-
-def draw_product_image(kind: int, women: bool, subtype: int, hue: float, shade: float, pattern: int,
-                       jitter: np.ndarray, size: int = 96):
-    """A small RGB drawing of one product: silhouette by ``kind``, colour and pattern by style."""
-    from PIL import Image, ImageDraw
-
-    scale = 4  # draw large, downsample for smooth edges
-    s = size * scale
-    image = Image.new("RGB", (s, s), (246, 246, 244))
-    mask = Image.new("L", (s, s), 0)
-    draw = ImageDraw.Draw(mask)
-    dx, dy = (jitter[:2] * 0.03 * s).astype(int)
-    zoom = 1.0 + 0.05 * float(jitter[2])
-
-    def p(x: float, y: float) -> tuple[int, int]:
-        return (int(s / 2 + (x - 0.5) * s * zoom) + dx, int(s / 2 + (y - 0.5) * s * zoom) + dy)
-
-    name = TYPES[kind]
-    if name == "shoes":
-        shaft = (0.42, 0.22, 0.30)[subtype] if not (women and subtype == 0) else 0.5
-        draw.polygon([p(0.12, 0.72), p(0.12, shaft), p(0.40, shaft), p(0.46, 0.55), p(0.86, 0.62),
-                      p(0.90, 0.72)], fill=255)
-        if women and subtype == 0:  # pump: heel
-            draw.polygon([p(0.12, 0.72), p(0.18, 0.72), p(0.16, 0.84), p(0.13, 0.84)], fill=255)
-        else:
-            draw.rectangle([p(0.10, 0.72), p(0.92, 0.78)], fill=255)
-    elif name == "shirt":
-        draw.polygon([p(0.30, 0.18), p(0.42, 0.15), p(0.5, 0.22), p(0.58, 0.15), p(0.70, 0.18), p(0.90, 0.38),
-                      p(0.80, 0.46), p(0.70, 0.38), p(0.70, 0.86), p(0.30, 0.86), p(0.30, 0.38), p(0.20, 0.46),
-                      p(0.10, 0.38)], fill=255)
-    elif name == "trousers" or (name == "dress" and not women):
-        bottom = 0.90 if name == "trousers" else 0.55
-        draw.polygon([p(0.30, 0.12), p(0.70, 0.12), p(0.74, bottom), p(0.55, bottom), p(0.5, 0.35),
-                      p(0.45, bottom), p(0.26, bottom)], fill=255)
-    elif name == "dress":
-        draw.polygon([p(0.38, 0.10), p(0.62, 0.10), p(0.64, 0.38), p(0.80, 0.90), p(0.20, 0.90), p(0.36, 0.38)],
-                     fill=255)
-    else:  # bag
-        top = (0.45, 0.35, 0.25)[subtype]
-        draw.rectangle([p(0.18, top), p(0.82, 0.85)], fill=255)
-        if subtype > 0:
-            draw.arc([p(0.32, top - 0.22), p(0.68, top + 0.18)], 180, 360, fill=255, width=5 * scale)
-    r, g, b = colorsys.hls_to_rgb(hue, shade, 0.65)
-    base = (int(r * 255), int(g * 255), int(b * 255))
-    r2, g2, b2 = colorsys.hls_to_rgb((hue + 0.5) % 1.0, min(shade + 0.25, 0.92), 0.35)
-    accent = (int(r2 * 255), int(g2 * 255), int(b2 * 255))
-    fabric = Image.new("RGB", (s, s), base)
-    fd = ImageDraw.Draw(fabric)
-    step = int(s * 0.09)
-    if pattern == 1:
-        for y in range(0, s, step):
-            fd.rectangle([0, y, s, y + step // 3], fill=accent)
-    elif pattern == 2:
-        for y in range(step // 2, s, step):
-            for x in range(step // 2 + (y // step % 2) * step // 2, s, step):
-                fd.ellipse([x - step // 5, y - step // 5, x + step // 5, y + step // 5], fill=accent)
-    image.paste(fabric, (0, 0), mask)
-    return image.resize((size, size), Image.LANCZOS)
-
-
 # --------------------------------------------------------------------------- writing
 
 
-def _atomic_path(path: Path) -> Path:
-    return path.with_name(path.name + ".tmp")
+def _listing(relations: dict, n: int, seed: int) -> dict:
+    """Per relation, each undirected edge listed once, by a random one of its two ends:
+    ``(partners, start)`` with node i's partners ``partners[start[i]:start[i + 1]]``."""
+    listing = {}
+    for name, rel in relations.items():
+        lo, hi = rel.keys // n, rel.keys % n
+        flip = np.random.default_rng([seed, 3]).random(len(lo)) < 0.5
+        src, dst = np.where(flip, hi, lo), np.where(flip, lo, hi)
+        order = np.argsort(src, kind="stable")
+        src, dst = src[order], dst[order]
+        listing[name] = (dst, np.searchsorted(src, np.arange(n + 1)))
+    return listing
+
+
+def _write_metadata(path: Path, asins, attrs, brands, listing, popularity: np.ndarray) -> None:
+    """Amazon 2014 metadata, gzip, one Python-literal dict per line."""
+    n = len(asins)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(-popularity)] = np.arange(1, n + 1)
+
+    def write(tmp: Path) -> None:
+        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as handle:
+            for i in range(n):
+                handle.write(repr(_record(i, asins, attrs, brands, listing, rank)) + "\n")
+
+    atomic_write(path, write)
+
+
+def _write_images(images_dir: Path, asins, attrs, nuisance: np.ndarray, image_size: int) -> None:
+    """``images/<ASIN>.png``, drawn into a staging folder renamed into place."""
+    staging = images_dir.with_name(images_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for i in range(len(asins)):
+        picture = draw_product_image(int(attrs.kind[i]), bool(attrs.women[i]), int(attrs.subtype[i]),
+                                     float(attrs.hue[i]), float(attrs.shade[i]), int(attrs.pattern[i]),
+                                     nuisance[i, :3], size=image_size)
+        picture.save(staging / f"{asins[i]}.png", optimize=True)
+    shutil.rmtree(images_dir, ignore_errors=True)
+    staging.rename(images_dir)
+
+
+def _write_features(path: Path, asins, z, nuisance, feature_dim: int, seed: int, chunk: int, images_dir: Path | None) -> None:
+    """Planted features as a McAuley ``.b`` file, with a sidecar whose extractor is null."""
+    n = len(asins)
+
+    def write(tmp: Path) -> None:
+        with BinaryFeatureWriter(tmp, dim=feature_dim) as writer:
+            for start in range(0, n, chunk):
+                stop = min(start + chunk, n)
+                block = planted_features(z[start:stop], nuisance[start:stop], feature_dim, seed,
+                                         np.random.default_rng([seed, 4, start]))
+                writer.write(asins[start:stop], block)
+
+    atomic_write(path, write)
+    sidecar = {"extractor": None, "images_dir": str(images_dir.resolve()) if images_dir else None,
+               "image_manifest": None, "num_images": n, "skipped": {},
+               "synthetic": {"generator": "graphrec.datasets.synthetic", "seed": seed}}
+    write_json_atomic(Path(str(path) + ".json"), sidecar)
+
+
+def _params(n: int, seed: int, feature_dim: int, relations: dict) -> dict:
+    return {
+        "products": n, "seed": seed, "feature_dim": feature_dim, "style_dim": STYLE_DIM,
+        "relations": {name: {"weights": list(rel.rule.weights), "target_degree": rel.rule.degree,
+                             "candidates": rel.rule.candidates, "noise": rel.rule.noise,
+                             "radius2": rel.radius2, "alpha": rel.alpha, "noise_draws": rel.noise_draws}
+                      for name, rel in relations.items()},
+    }
 
 
 def generate_catalogue(
@@ -502,73 +348,28 @@ def generate_catalogue(
 
     relations = {}
     for rule in rules:
-        relations[rule.name] = _draw_relation(rule, z, popularity, np.random.default_rng([seed, 1, len(relations)]))
+        relations[rule.name] = draw_relation(rule, z, popularity, np.random.default_rng([seed, 1, len(relations)]))
     bayes, bayes_style = {}, {}
     for name, rel in relations.items():
-        bayes[name], bayes_style[name] = _bayes(rel, z, popularity, np.random.default_rng([seed, 2]))
+        bayes[name], bayes_style[name] = bayes_limits(rel, z, popularity, np.random.default_rng([seed, 2]))
 
-    # metadata: each undirected edge listed once, by a random one of its two ends
-    listing = {}
-    for name, rel in relations.items():
-        lo, hi = rel.keys // n, rel.keys % n
-        flip = np.random.default_rng([seed, 3]).random(len(lo)) < 0.5
-        src, dst = np.where(flip, hi, lo), np.where(flip, lo, hi)
-        order = np.argsort(src, kind="stable")
-        src, dst = src[order], dst[order]
-        listing[name] = (dst, np.searchsorted(src, np.arange(n + 1)))
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(-popularity)] = np.arange(1, n + 1)
     meta_path = out / meta_name
-    tmp = _atomic_path(meta_path)
-    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as handle:
-        for i in range(n):
-            handle.write(repr(_record(i, asins, attrs, brands, listing, rank)) + "\n")
-    tmp.replace(meta_path)
-
-    images_dir = None
-    if images:
-        images_dir = out / "images"
-        staging = out / "images.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        for i in range(n):
-            picture = draw_product_image(int(attrs.kind[i]), bool(attrs.women[i]), int(attrs.subtype[i]),
-                                         float(attrs.hue[i]), float(attrs.shade[i]), int(attrs.pattern[i]),
-                                         nuisance[i, :3], size=image_size)
-            picture.save(staging / f"{asins[i]}.png", optimize=True)
-        shutil.rmtree(images_dir, ignore_errors=True)
-        staging.rename(images_dir)
-
-    features_path = None
-    if features:
-        features_path = out / features_name
-        tmp = _atomic_path(features_path)
-        with BinaryFeatureWriter(tmp, dim=feature_dim) as writer:
-            for start in range(0, n, chunk):
-                stop = min(start + chunk, n)
-                block = planted_features(z[start:stop], nuisance[start:stop], feature_dim, seed,
-                                         np.random.default_rng([seed, 4, start]))
-                writer.write(asins[start:stop], block)
-        tmp.replace(features_path)
-        sidecar = {"extractor": None, "images_dir": str(images_dir.resolve()) if images_dir else None,
-                   "image_manifest": None, "num_images": n, "skipped": {},
-                   "synthetic": {"generator": "graphrec.datasets.synthetic", "seed": seed}}
-        Path(str(features_path) + ".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    _write_metadata(meta_path, asins, attrs, brands, _listing(relations, n, seed), popularity)
+    images_dir = out / "images" if images else None
+    if images_dir is not None:
+        _write_images(images_dir, asins, attrs, nuisance, image_size)
+    features_path = out / features_name if features else None
+    if features_path is not None:
+        _write_features(features_path, asins, z, nuisance, feature_dim, seed, chunk, images_dir)
 
     num_edges = {name: int(len(rel.keys)) for name, rel in relations.items()}
-    params = {
-        "products": n, "seed": seed, "feature_dim": feature_dim, "style_dim": STYLE_DIM,
-        "relations": {name: {"weights": list(rel.rule.weights), "target_degree": rel.rule.degree,
-                             "candidates": rel.rule.candidates, "noise": rel.rule.noise,
-                             "radius2": rel.radius2, "alpha": rel.alpha, "noise_draws": rel.noise_draws}
-                      for name, rel in relations.items()},
-    }
+    params = _params(n, seed, feature_dim, relations)
     truth_path = out / "truth.npz"
     np.savez_compressed(truth_path, asins=np.array(asins), z=z, popularity=popularity,
                         **{f"edges_{name}": rel.keys for name, rel in relations.items()})
     report = {"num_products": n, "num_edges": num_edges, "bayes_limit": bayes,
               "bayes_limit_style": bayes_style, "params": params}
-    (out / "generator.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(out / "generator.json", report)
     return SyntheticCatalogue(out_dir=out, meta_path=meta_path, features_path=features_path, images_dir=images_dir,
                               truth_path=truth_path, num_products=n, num_edges=num_edges, bayes_limit=bayes,
                               bayes_limit_style=bayes_style, params=params)

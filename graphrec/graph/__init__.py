@@ -3,7 +3,8 @@
 * :mod:`graphrec.graph.store`       :class:`Graph` and :func:`load_graph` (the GRAPH_DIR layout)
 * :mod:`graphrec.graph.build`       :func:`build_graph`, a pipeline of named passes
 * :mod:`graphrec.graph.catalogue`   the metadata pass (ASINs interned as int ids)
-* :mod:`graphrec.graph.features`    the features pass (``.b`` -> features.npy) and the sidecar
+* :mod:`graphrec.graph.features`    the features pass (``.b`` -> features.npy)
+* :mod:`graphrec.graph.outliers`    feature rows far beyond the rest; is a scaling dominated by them?
 * :mod:`graphrec.graph.edges`       canonical edge lists
 * :mod:`graphrec.graph.categories`  ``|``-separated category paths
 * :mod:`graphrec.graph.builddir`    the temporary build directory, its lock and clean-up
@@ -13,8 +14,9 @@ from graphrec.graph.build import BuildResult, build_graph
 from graphrec.graph.builddir import clean_stale_builds
 from graphrec.graph.categories import join_category, split_category
 from graphrec.graph.edges import canonical_edges
-from graphrec.graph.features import read_sidecar
+from graphrec.graph.outliers import scaling_warning
 from graphrec.graph.store import FORMAT_VERSION, NODE_TYPE, Graph, load_graph, manifest_checksum
+from graphrec.io.features import read_sidecar
 from graphrec.io.images import find_images
 
 __all__ = [
@@ -30,5 +32,6 @@ __all__ = [
     "load_graph",
     "manifest_checksum",
     "read_sidecar",
+    "scaling_warning",
     "split_category",
 ]

@@ -38,8 +38,9 @@ from graphrec.graph.catalogue import Catalogue
 from graphrec.graph.categories import split_category
 from graphrec.graph.edgelist import edge_list_source, read_edges_into
 from graphrec.graph.edges import empty_edges, relation_edges
-from graphrec.graph.features import DTYPES, check_features_finished, read_sidecar, write_features
+from graphrec.graph.features import DTYPES, check_features_finished, write_features
 from graphrec.graph.store import FORMAT_VERSION
+from graphrec.io.features import read_sidecar
 from graphrec.io.images import find_images
 
 __all__ = ["BuildResult", "build_graph"]
@@ -70,6 +71,7 @@ class _Options:
     strict: bool
     force: bool
     quiet: bool
+    keep_extreme: bool
 
 
 @dataclass
@@ -155,11 +157,13 @@ def _features_pass(build: _Build) -> None:
     if reader is None:
         build.node_ids = np.frombuffer(build.catalogue.product_ids, dtype=np.int32).astype(np.int64)
         return
-    build.node_ids, build.dropped_features, unused = write_features(
+    build.node_ids, build.dropped_features, unused, extremes = write_features(
         reader, build.catalogue, build.tmp / "features.npy", np.dtype(build.options.dtype), build.options.strict,
-        build.progress,
+        build.progress, keep_extreme=build.options.keep_extreme,
     )
     build.warnings.extend(reader.messages)
+    if len(extremes.rows):
+        build.warnings.append(_extreme_message(build, extremes))
     if build.num_nodes == 0:
         raise DataError(
             f"none of the {build.kept:,} products kept from {build.meta} has a record in {build.features} "
@@ -175,7 +179,18 @@ def _features_pass(build: _Build) -> None:
         "image_manifest": sidecar.get("image_manifest"),
         "records": reader.num_records,
         "unused_records": unused,
+        "extreme_rows": {"count": int(len(extremes.rows)), "kept": build.options.keep_extreme,
+                         "threshold": extremes.threshold if np.isfinite(extremes.threshold) else None,
+                         "reference": extremes.reference},
     }
+
+
+def _extreme_message(build: _Build, extremes) -> str:
+    what = "kept (--keep-extreme)" if build.options.keep_extreme else "dropped like NaN rows (--keep-extreme keeps them)"
+    return (
+        f"{build.features}: {len(extremes.rows):,} feature record(s) have values far beyond the rest (largest absolute "
+        f"value above {extremes.threshold:.4g}, 1000 times the typical row's {extremes.reference:.4g}); {what}."
+    )
 
 
 def _edges_pass(build: _Build) -> None:
@@ -249,7 +264,7 @@ def _dropped(build: _Build) -> dict:
         "no_features": (build.kept - build.num_nodes) if build.feature_reader is not None else 0,
         "self_loops": build.self_loops + (edge_list.self_loops if edge_list is not None else 0),
         "dangling": build.dangling,
-        **{name: counts.get(name, 0) for name in ("bad_asin", "non_finite", "duplicate_feature_asins")},
+        **{name: counts.get(name, 0) for name in ("bad_asin", "non_finite", "duplicate_feature_asins", "extreme_values")},
     }
 
 
@@ -275,7 +290,8 @@ def _manifest_pass(build: _Build) -> None:
         "sources": {
             "metadata": _source(build.meta, format=reader.format, lines=reader.lines, sha256=sha256_file(build.meta),
                                 other_format_lines=reader.other_format_lines,
-                                bad_related=reader.bad_related) if reader is not None else None,  # bad relation lists ignored
+                                bad_related=reader.bad_related,  # records kept, malformed relation lists ignored
+                                bad_fields=reader.bad_fields) if reader is not None else None,  # an unreadable field (a price) left empty
             **({"edges": edge_list_source(build.edge_list, sha256_file(build.edges_file))} if build.edge_list is not None else {}),
             "features": _source(build.features, sha256=build.feature_reader.sha256) if with_features else None,
         },
@@ -287,6 +303,7 @@ def _manifest_pass(build: _Build) -> None:
             "dtype": options.dtype,
             "images": str(options.images.resolve()) if options.images is not None else None,
             "strict": options.strict,
+            "keep_extreme": options.keep_extreme,
             **({"relation_names": build.relation_names or None} if build.edges_file is not None else {}),
         },
         "stats": graph_stats(build.num_nodes, build.edges),
@@ -326,7 +343,7 @@ def _empty(meta: Path, reader, catalogue: Catalogue, category: str | None) -> Da
     )
 
 
-def _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet,
+def _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet, keep_extreme,
                    from_edges: bool = False) -> _Options:
     from graphrec.io.metadata import RELATIONS as KNOWN
 
@@ -343,7 +360,7 @@ def _check_options(category, relations, meta_format, feature_dim, dtype, images,
     if images is not None and not Path(images).is_dir():
         raise UsageError(f"images directory {images} not found; pass an existing directory with --images.")
     return _Options(category, wanted, relations, meta_format, feature_dim, dtype,
-                    Path(images) if images is not None else None, strict, force, quiet)
+                    Path(images) if images is not None else None, strict, force, quiet, keep_extreme)
 
 
 _NO_FEATURES_NOTE = (
@@ -369,6 +386,7 @@ def build_graph(
     strict: bool = False,
     force: bool = False,
     quiet: bool = False,
+    keep_extreme: bool = False,
 ) -> BuildResult:
     """Build a GRAPH_DIR at ``out`` from Amazon metadata (2014 or 2018 dump) and,
     optionally, a McAuley ``.b`` features file.
@@ -378,7 +396,8 @@ def build_graph(
     given, to those with a feature record. One undirected edge set per relation in
     ``relations`` (default: every relation present). Everything is written to a
     temporary directory beside ``out`` and renamed into place at the end; an existing
-    ``out`` is replaced only with ``force``. Raises :class:`DataError` /
+    ``out`` is replaced only with ``force``. Feature rows far outside the rest (see
+    graphrec.graph.outliers) are counted and dropped unless ``keep_extreme``. Raises :class:`DataError` /
     :class:`UsageError` with one clear sentence on bad input.
 
     ``edges`` (a plain edge list, :mod:`graphrec.io.edges`; ``relation_names`` renames its
@@ -393,7 +412,7 @@ def build_graph(
     meta, out = (Path(meta) if meta is not None else None), Path(out)
     features = Path(features) if features is not None else None
     edges = Path(edges) if edges is not None else None
-    options = _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet,
+    options = _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet, keep_extreme,
                              from_edges=edges is not None)
     if category is not None and meta is None:
         raise UsageError("--category filters by the metadata's categories; pass --meta FILE with it.")

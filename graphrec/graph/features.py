@@ -8,9 +8,9 @@ memory does not grow with the matrix (see :class:`NpyRowWriter`).
 
 from __future__ import annotations
 
-import json
 import struct
 from array import array
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +18,9 @@ import torch
 
 from graphrec.errors import DataError
 from graphrec.graph.catalogue import KEPT
+from graphrec.graph.outliers import extreme_threshold, row_peaks
 
-__all__ = ["DTYPES", "NpyRowWriter", "check_features_finished", "read_sidecar", "write_features"]
+__all__ = ["DTYPES", "NpyRowWriter", "check_features_finished", "write_features"]
 
 DTYPES = ("float16", "float32")
 _TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -34,7 +35,7 @@ class NpyRowWriter:
         self.path, self.dim, self.dtype = path, dim, np.dtype(dtype)
         self.header_len = len(self._header(capacity))
         self.rows = 0
-        self.handle = open(path, "wb")
+        self.handle = open(path, "w+b")
         self.handle.write(self._header(capacity))
 
     def _header(self, rows: int, length: int | None = None) -> bytes:
@@ -45,6 +46,28 @@ class NpyRowWriter:
     def write(self, rows: np.ndarray) -> None:
         self.handle.write(np.ascontiguousarray(rows, dtype=self.dtype).data)
         self.rows += len(rows)
+
+    def drop(self, rows: np.ndarray, block_bytes: int = 64 << 20) -> None:
+        """Remove the rows at the sorted positions ``rows`` (rows after them move up), in
+        place: one sequential pass over the rows after the first one removed."""
+        if len(rows) == 0:
+            return
+        row_bytes = self.dim * self.dtype.itemsize
+        keep = np.ones(self.rows, dtype=bool)
+        keep[rows] = False
+        target = int(rows[0])
+        per_block = max(1, block_bytes // max(row_bytes, 1))
+        kept = np.flatnonzero(keep[target:]) + target
+        for start in range(0, len(kept), per_block):  # kept rows only move towards the start
+            batch = kept[start:start + per_block]
+            for run in np.split(batch, np.flatnonzero(np.diff(batch) != 1) + 1):
+                self.handle.seek(self.header_len + int(run[0]) * row_bytes)
+                data = self.handle.read(len(run) * row_bytes)
+                self.handle.seek(self.header_len + target * row_bytes)
+                self.handle.write(data)
+                target += len(run)
+        self.rows = target
+        self.handle.seek(self.header_len + self.rows * row_bytes)
 
     def close(self) -> None:
         self.handle.seek(0)
@@ -71,30 +94,52 @@ def _select(chunk_asins, ids: dict, status: bytearray, has_row: bytearray, node_
     return take, duplicates, unused
 
 
-def _convert(reader, chunk, take: list[int], dtype: np.dtype) -> np.ndarray:
-    """The kept records of ``chunk`` in the stored dtype; a DataError when float16 overflows."""
+def _convert(chunk, take: list[int], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The kept records of ``chunk`` in the stored dtype, each row's largest absolute value,
+    and the positions in ``take`` of rows that overflow float16."""
     values = chunk.values if len(take) == len(chunk.asins) else chunk.values[take]
     # torch converts float32 -> float16 several times faster than numpy (same rounding)
     aligned = np.array(values, dtype=np.float32, order="C")  # records are 2-byte aligned only
     rows = torch.from_numpy(aligned).to(_TORCH_DTYPES[dtype.name]).numpy()
+    overflow = []
     if dtype == np.float16 and not np.isfinite(rows).all():
-        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))[0]
-        raise DataError(
-            f"{reader.path}: ASIN {chunk.asins[take[bad]]} has values beyond the float16 range (±65504); "
-            "rebuild with --dtype float32."
-        )
-    return rows
+        overflow = np.flatnonzero(~np.isfinite(rows).all(axis=1)).tolist()
+    return rows, row_peaks(aligned), overflow
 
 
-def write_features(reader, catalogue, path: Path, dtype: np.dtype, strict: bool, progress):
-    """Stream ``reader`` (a BinaryFeatureReader) into ``path`` keeping rows of kept products.
+@dataclass
+class _Extremes:
+    """What the features pass saw of rows far outside the rest (see graphrec.graph.outliers)."""
 
-    Returns ``(node_ids, dropped counts, unused records)``: ``node_ids[i]`` is the
-    interned id of node ``i``.
+    peaks: array = field(default_factory=lambda: array("d"))  # per written row, its largest |value|
+    overflow: dict[int, str] = field(default_factory=dict)  # written row -> ASIN, beyond float16
+    rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # extreme written rows
+    threshold: float = float("inf")
+    reference: float = 0.0
+
+
+def _find_extremes(seen: _Extremes, keep: bool, path: Path) -> None:
+    """Mark the extreme rows; a float16 overflow that is not dropped as extreme is an error."""
+    peaks = np.frombuffer(seen.peaks, dtype=np.float64)
+    seen.threshold, seen.reference = extreme_threshold(peaks)
+    seen.rows = np.flatnonzero(peaks > seen.threshold)
+    dropped = set() if keep else set(seen.rows.tolist())
+    for row, asin in seen.overflow.items():
+        if row not in dropped:
+            raise DataError(f"{path}: ASIN {asin} has values beyond the float16 range (±65504); rebuild with --dtype float32.")
+
+
+def write_features(reader, catalogue, path: Path, dtype: np.dtype, strict: bool, progress, keep_extreme: bool = False):
+    """Stream ``reader`` (a BinaryFeatureReader) into ``path`` keeping rows of kept products;
+    rows far outside the rest are dropped afterwards unless ``keep_extreme``.
+
+    Returns ``(node_ids, dropped counts, unused records, extremes)``: ``node_ids[i]`` is the
+    interned id of node ``i``; ``extremes`` describes the extreme rows (see :class:`_Extremes`).
     """
     has_row = bytearray(len(catalogue.status))
     node_ids = array("i")
     duplicates = unused = 0
+    seen = _Extremes()
     writer = NpyRowWriter(path, len(catalogue.product_ids), reader.dim, dtype)
     task = progress.add_task(f"features {reader.path.name}", total=reader.num_records)
     threads = torch.get_num_threads()
@@ -106,30 +151,26 @@ def write_features(reader, catalogue, path: Path, dtype: np.dtype, strict: bool,
             take, seen_twice, not_kept = _select(chunk.asins, catalogue.ids, catalogue.status, has_row, node_ids)
             duplicates, unused = duplicates + seen_twice, unused + not_kept
             if take:
-                writer.write(_convert(reader, chunk, take, dtype))
+                rows, peaks, overflow = _convert(chunk, take, dtype)
+                seen.overflow.update({writer.rows + i: chunk.asins[take[i]] for i in overflow})
+                seen.peaks.extend(peaks)
+                writer.write(rows)
             if len(chunk.offsets):
                 progress.update(task, completed=int(chunk.offsets[-1]) // reader.dtype.itemsize + 1)
         progress.update(task, completed=reader.num_records)
+        _find_extremes(seen, keep_extreme, reader.path)
+        if not keep_extreme:
+            writer.drop(seen.rows)
     finally:
         torch.set_num_threads(threads)
         writer.close()
     dropped = dict(reader.dropped)
     dropped["duplicate_feature_asins"] = duplicates
-    return np.frombuffer(node_ids, dtype=np.int32).astype(np.int64), dropped, unused
-
-
-def read_sidecar(features: str | Path) -> dict | None:
-    """The JSON sidecar of a features file (``<features>.json``), or None when absent."""
-    path = Path(str(features) + ".json")
-    if not path.is_file():
-        return None
-    try:
-        sidecar = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise DataError(f"{path} is not valid JSON ({error}); fix it or delete it (it only describes the extractor).") from None
-    if not isinstance(sidecar, dict):
-        raise DataError(f"{path} should hold a JSON object describing the extractor; fix it or delete it.")
-    return sidecar
+    dropped["extreme_values"] = 0 if keep_extreme else len(seen.rows)
+    node_ids = np.frombuffer(node_ids, dtype=np.int32).astype(np.int64)
+    if not keep_extreme and len(seen.rows):
+        node_ids = np.delete(node_ids, seen.rows)
+    return node_ids, dropped, unused, seen
 
 
 def check_features_finished(features: Path, sidecar: dict | None, records: int) -> None:

@@ -19,7 +19,6 @@ type per relation.
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,8 +31,9 @@ from graphrec.errors import DataError, UsageError
 from graphrec.fs import sha256_file
 from graphrec.graph.categories import category_mask
 from graphrec.graph.edges import canonical_edges
+from graphrec.io.schema import Field, read_json_object, shape_problem
 
-__all__ = ["FORMAT_VERSION", "NODE_TYPE", "Graph", "load_graph", "manifest_checksum"]
+__all__ = ["FORMAT_VERSION", "MANIFEST", "NODE_TYPE", "Graph", "load_graph", "manifest_checksum", "read_manifest"]
 
 FORMAT_VERSION = 1
 NODE_TYPE = "product"
@@ -167,37 +167,71 @@ def _text_columns_as_objects(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def load_graph(graph_dir: str | Path, mmap: bool = True) -> Graph:
-    """Load a GRAPH_DIR written by ``build-graph``; features stay memory-mapped."""
-    path = Path(graph_dir)
+_NULL = type(None)
+_COUNTS = Field((int, dict), each=Field((int,)))  # a count, or a count per relation
+MANIFEST = Field((dict,), fields={
+    "format_version": Field((int,), required=True),
+    "num_nodes": Field((int,), required=True),
+    "feature_dim": Field((int, _NULL)),
+    "relations": Field((dict,), each=Field((dict,), fields={"num_edges": Field((int,)), "listed": Field((int,))})),
+    "dropped": Field((dict,), each=_COUNTS),
+    "features": Field((dict, _NULL), fields={
+        "dim": Field((int,), required=True),
+        "dtype": Field((str,), required=True),
+        "path": Field((str,), required=True),
+        "extractor": Field((dict, _NULL)),
+        "images_dir": Field((str, _NULL)),
+        "image_manifest": Field((str, _NULL)),
+    }),
+    "options": Field((dict, _NULL), fields={"images": Field((str, _NULL)), "category": Field((str, _NULL))}),
+    "sources": Field((dict,)),
+    "stats": Field((dict,)),
+})
+"""The shape of manifest.json that graphrec reads back (build-graph writes more keys)."""
+
+
+def read_manifest(path: Path) -> dict:
+    """``path/manifest.json``, checked: valid JSON, this format version, the shape of :data:`MANIFEST`."""
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise UsageError(f"{path} is not a graph directory (no manifest.json); build one with graphrec build-graph.")
-    rebuild = "rebuild it with graphrec build-graph --force"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise DataError(f"{manifest_path} is not valid JSON ({error}); {rebuild}.") from None
-    if not isinstance(manifest, dict):
-        raise DataError(f"{manifest_path} does not hold a JSON object; {rebuild}.")
+    manifest = read_json_object(manifest_path, Field((dict,)), _REBUILD)
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise DataError(
             f"{path} was written in graph format version {version}, this graphrec reads version "
             f"{FORMAT_VERSION}; rebuild it with graphrec build-graph --force."
         )
-    stored = _load_graph_file(path / "graph.pt", rebuild)
+    problem = shape_problem(manifest, MANIFEST)
+    if problem:
+        raise DataError(f"{manifest_path} does not have the shape build-graph writes ({problem}); {_REBUILD}.")
+    return manifest
+
+
+_REBUILD = "rebuild it with graphrec build-graph --force"
+
+
+def load_graph(graph_dir: str | Path, mmap: bool = True) -> Graph:
+    """Load a GRAPH_DIR written by ``build-graph``; features stay memory-mapped."""
+    path = Path(graph_dir)
+    manifest = read_manifest(path)
+    stored = _load_graph_file(path / "graph.pt", _REBUILD)
     try:
         products = _text_columns_as_objects(pd.read_parquet(path / "products.parquet"))
     except Exception as error:  # missing, truncated or not Parquet
-        raise DataError(f"{path / 'products.parquet'} cannot be read ({type(error).__name__}); {rebuild}.") from None
+        raise DataError(f"{path / 'products.parquet'} cannot be read ({type(error).__name__}); {_REBUILD}.") from None
     if "asin" not in products:
-        raise DataError(f"{path / 'products.parquet'} has no asin column; {rebuild}.")
+        raise DataError(f"{path / 'products.parquet'} has no asin column; {_REBUILD}.")
     features = None
     if (path / "features.npy").is_file():
-        features = _load_features(path / "features.npy", mmap, manifest.get("feature_dim"), rebuild)
+        features = _load_features(path / "features.npy", mmap, manifest.get("feature_dim"), _REBUILD)
         if features.shape[0] != len(products):
             raise DataError(f"{path / 'features.npy'} has {features.shape[0]} rows but the graph has {len(products)} products; rebuild it.")
+    elif manifest.get("feature_dim") is not None or manifest.get("features"):
+        raise DataError(
+            f"{path / 'features.npy'} is missing, but {path} was built with features "
+            f"({manifest.get('feature_dim')}-d); restore the file or {_REBUILD}."
+        )
     if stored["num_nodes"] != len(products):
         raise DataError(f"{path / 'graph.pt'} has {stored['num_nodes']} nodes but products.parquet has {len(products)}; rebuild it.")
     return Graph(path=path, manifest=manifest, products=products, edges=dict(stored["edge_index"]), features=features)

@@ -36,6 +36,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from graphrec.errors import DataError
+from graphrec.io.schema import Field, read_json_object
 
 __all__ = [
     "ASIN_BYTES",
@@ -43,8 +44,10 @@ __all__ = [
     "FeatureChunk",
     "BinaryFeatureReader",
     "BinaryFeatureWriter",
+    "SIDECAR",
     "guess_dim",
     "read_features",
+    "read_sidecar",
     "record_dtype",
 ]
 
@@ -286,3 +289,32 @@ class BinaryFeatureWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_TEXT_OR_NULL = Field((str, type(None)))
+SIDECAR = Field((dict,), fields={
+    "extractor": Field((dict, type(None))),
+    "images_dir": _TEXT_OR_NULL,
+    "image_manifest": _TEXT_OR_NULL,
+    "num_images": Field((int,)),
+    "skipped": Field((dict,), each=Field((int,))),
+    "skipped_images": Field((dict,), each=Field((str,))),
+})
+"""The shape of ``<features>.json``, written by extract-features (and the synthetic generator)."""
+
+
+def read_sidecar(features: str | os.PathLike, strict: bool = True) -> dict | None:
+    """The JSON sidecar of a features file (``<features>.json``), or None when absent.
+
+    A sidecar that is not valid JSON or has the wrong shape (see :data:`SIDECAR`) is a
+    :class:`DataError` naming it, or with ``strict=False`` counts as absent (extract-features
+    then redoes the file instead of trusting it)."""
+    path = Path(str(features) + ".json")
+    if not path.is_file():
+        return None
+    try:
+        return read_json_object(path, SIDECAR, "fix it or delete it (it only describes the extractor)")
+    except DataError:
+        if strict:
+            raise
+        return None

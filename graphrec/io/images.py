@@ -16,16 +16,13 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from graphrec.errors import DataError
+from graphrec.io.ids import valid_asin
+from graphrec.io.textfiles import open_regular
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "ImageTooLarge", "find_images", "open_image", "scan_images", "to_rgb", "valid_asin"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS", "ImageTooLarge", "find_images", "open_image", "scan_images", "to_rgb", "valid_asin"]  # valid_asin: from io.ids
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MAX_PIXELS = 64_000_000  # product photos are a few megapixels; anything far larger is refused
-
-
-def valid_asin(name: str) -> bool:
-    """A plausible ASIN (at most 10 printable ASCII characters, no spaces)."""
-    return 0 < len(name) <= 10 and name.isascii() and name.isprintable() and " " not in name
 
 
 def scan_images(images_dir: str | os.PathLike) -> tuple[dict[str, Path], Counter, list[str]]:
@@ -36,7 +33,9 @@ def scan_images(images_dir: str | os.PathLike) -> tuple[dict[str, Path], Counter
     Returns ``({ASIN: absolute path}, skipped counts, one sentence per skipped file)``. A file
     whose name is not an ASIN is ``bad_name``; a second image of one ASIN is ``duplicate``
     (the first suffix of :data:`IMAGE_SUFFIXES` wins, then name order); a symlink leading
-    outside the folder is ``outside_folder``.
+    outside the folder is ``outside_folder``; a symlink that leads nowhere (a loop, or a
+    missing target) is ``broken_link``; anything but a regular file (a FIFO, a folder) is
+    ``not_a_file``.
     """
     root = Path(images_dir).resolve()
     skipped: Counter = Counter()
@@ -47,14 +46,10 @@ def scan_images(images_dir: str | os.PathLike) -> tuple[dict[str, Path], Counter
         if suffix.lower() not in IMAGE_SUFFIXES:
             continue
         path = root / entry.name
-        try:
-            if not entry.is_file():
-                continue
-            if entry.is_symlink() and not path.resolve().is_relative_to(root):
-                skipped["outside_folder"] += 1
-                problems.append(f"{path}: a link leading outside the images folder; skipped")
-                continue
-        except OSError:
+        why = _not_an_image_file(entry, path, root)
+        if why is not None:
+            skipped[why[0]] += 1
+            problems.append(f"{path}: {why[1]}; skipped")
             continue
         rank = IMAGE_SUFFIXES.index(suffix.lower())
         if not valid_asin(stem):
@@ -75,6 +70,23 @@ def find_images(images_dir: str | os.PathLike) -> dict[str, str]:
     exactly as extract-features chooses them (:func:`scan_images`)."""
     found, _, _ = scan_images(images_dir)
     return {asin: str(path) for asin, path in found.items()}
+
+
+def _not_an_image_file(entry: os.DirEntry, path: Path, root: Path) -> tuple[str, str] | None:
+    """Why the directory entry cannot be an image of the folder (a reason key and words), or None."""
+    try:
+        if entry.is_symlink():
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):  # RuntimeError: a symlink loop on Python < 3.13
+                return "broken_link", "a symbolic link that leads nowhere (a loop or a missing target)"
+            if not target.is_relative_to(root):
+                return "outside_folder", "a link leading outside the images folder"
+        if not entry.is_file():
+            return "not_a_file", "not a regular file"
+    except OSError:
+        return "not_a_file", "cannot be examined"
+    return None
 
 
 class ImageTooLarge(DataError):
@@ -100,10 +112,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def open_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode ``path`` into an RGB :class:`PIL.Image.Image`, or raise :class:`DataError`."""
     path = Path(path)
+    if not os.path.lexists(path):
+        raise DataError(f"image {path} does not exist; check the image folder or the manifest.")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), open_regular(path, "image") as handle:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(handle) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageTooLarge(

@@ -37,20 +37,18 @@ U+FFFD replacement characters.
 
 from __future__ import annotations
 
-import ast
-import gzip
-import io
 import json
 import math
 import os
-import re
 import warnings
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from graphrec.errors import DataError, UsageError
+from graphrec.io.ids import normalize_asin, normalize_asins
+from graphrec.io.literal import parse_literal
+from graphrec.io.textfiles import READ_ERRORS, Lines, open_text_lines
 
 __all__ = [
     "FORMATS",
@@ -95,98 +93,41 @@ class Product:
     image_url: str | None = None
     line: int = 0
     bad_related: bool = False  # a relation field had the wrong type and was (partly) ignored
+    bad_fields: list[str] = field(default_factory=list)  # fields present but unreadable (left empty)
 
 
 # --------------------------------------------------------------------------- parsing
 
-_FAST_OK = re.compile(r"""(?:"[^"\n]*+"|[ {}\[\]:,0-9.eE+\-]++)*+""")
-_TOKEN = re.compile(  # a run of plain tokens | 'string' | "string" | word | anything else
-    r"""((?:[ \t{}\[\]:,0-9.eE+\-]|'[^'"\\\n]*+')++)|'((?:[^'\\\n]|\\.)*+)'|"((?:[^"\\\n]|\\.)*+)"|(True|False|None)|(.)""",
-    re.DOTALL,
-)
-_ESCAPE = re.compile(r"""\\(u[0-9a-fA-F]{4}|.)|(")""", re.DOTALL)
-_WORDS = {"True": "true", "False": "false", "None": "null"}
-_SHARED_ESCAPES = {"\\": "\\\\", '"': '\\"', "n": "\\n", "t": "\\t", "r": "\\r", "b": "\\b", "f": "\\f", "'": "'"}
-
-
-class _NotPlain(Exception):
-    """The line uses a construct whose JSON translation might differ: use literal_eval."""
-
-
-def _escape(match: re.Match) -> str:
-    if match.group(2):  # a bare double quote inside a single-quoted string
-        return '\\"'
-    code = match.group(1)
-    if code in _SHARED_ESCAPES:
-        return _SHARED_ESCAPES[code]
-    if code[0] == "u" and len(code) == 5 and not 0xD800 <= int(code[1:], 16) <= 0xDFFF:
-        return "\\" + code  # JSON would join surrogate pairs; Python would not
-    raise _NotPlain
-
-
-def _token(match: re.Match) -> str:
-    run, single, double, word, _other = match.groups()
-    if run is not None:  # punctuation, numbers and quote-free strings without escapes
-        return run.replace("'", '"')
-    if single is not None:
-        return '"' + (_ESCAPE.sub(_escape, single) if ("\\" in single or '"' in single) else single) + '"'
-    if double is not None:
-        return '"' + (_ESCAPE.sub(_escape, double) if "\\" in double else double) + '"'
-    if word is not None:
-        return _WORDS[word]
-    raise _NotPlain
-
-
-def parse_literal(text: str) -> Any:
-    """Parse a Python literal exactly as :func:`ast.literal_eval` does, but fast.
-
-    Most metadata lines are dicts of plain strings, numbers and lists; such a line is
-    translated token by token into JSON and parsed with :func:`json.loads`. The
-    translation refuses anything whose JSON meaning could differ (string prefixes,
-    escapes JSON lacks or reads differently, tuples, sets, ``NaN``...), and a line JSON
-    rejects goes to :func:`ast.literal_eval`, so the result is always what
-    ``literal_eval`` gives. Raises ``ValueError``/``SyntaxError`` like it.
-    """
-    if "\n" in text or "\r" in text:  # several lines: Python's indentation rules decide, so the reference does
-        return _literal_eval(text)
-    text = text.strip()
+def _read_price(value: Any) -> tuple[float, bool]:
+    """``(price, readable)``: the price as float (NaN when unknown) and False when a value is
+    there but cannot be read as a price (a number too large for a float, negative or not
+    finite, text that is not a price, a list...). Empty values and ranges are just unknown."""
+    if value is None or value == "":
+        return math.nan, True
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return math.nan, False
+    if isinstance(value, str):
+        text = value.strip().lstrip("$").replace(",", "").strip()
+        if not text or " - " in text:  # "$10.00 - $20.00": a range, no single price
+            return math.nan, True
+        if not text[0].isdigit():
+            return math.nan, False
+        value = text
     try:
-        if '"' not in text and "\\" not in text:
-            candidate = text.replace("'", '"')  # every quote is a delimiter here
-            if not _FAST_OK.fullmatch(candidate):
-                candidate = _TOKEN.sub(_token, text)
-        else:
-            candidate = _TOKEN.sub(_token, text)
-        return json.loads(candidate)
-    except (_NotPlain, ValueError, RecursionError):
-        pass
-    return _literal_eval(text)
-
-
-def _literal_eval(text: str) -> Any:
-    with warnings.catch_warnings():  # e.g. "invalid escape sequence" from the compiler
-        warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
-        return ast.literal_eval(text)
+        price = float(value)
+    except (ValueError, OverflowError):  # "12abc"; an integer with hundreds of digits
+        return math.nan, False
+    if not math.isfinite(price) or price < 0:
+        return math.nan, False
+    return price, True
 
 
 def parse_price(value: Any) -> float:
-    """A price as float, NaN when unknown: ``12.99``, ``"$12.99"``, ``"$1,299.00"``.
+    """A price as float, NaN when unknown or unreadable: ``12.99``, ``"$12.99"``, ``"$1,299.00"``.
 
     Empty strings, ranges (``"$10.00 - $20.00"``) and anything else -> NaN.
     """
-    if isinstance(value, bool) or value is None:
-        return math.nan
-    if isinstance(value, (int, float)):
-        price = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lstrip("$").replace(",", "").strip()
-        try:
-            price = float(text) if text and text[0].isdigit() else math.nan
-        except ValueError:
-            return math.nan
-    else:
-        return math.nan
-    return price if math.isfinite(price) and price >= 0 else math.nan
+    return _read_price(value)[0]
 
 
 def _text(value: Any) -> str | None:
@@ -197,12 +138,13 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _asin_list(value: Any) -> list[str]:
+def _asin_list(value: Any) -> tuple[list[str], bool]:
+    """The ASINs of a related list, normalised, and whether the list held only strings."""
     if type(value) is list and set(map(type, value)) <= {str}:  # the usual case, checked in C
-        return value
+        return normalize_asins(value), True
     if not isinstance(value, (list, tuple)):
-        return []
-    return [item.strip() for item in value if isinstance(item, str) and item.strip()]
+        return [], False
+    return normalize_asins([item for item in value if isinstance(item, str)]), _is_asin_list(value)
 
 
 def _is_asin_list(value: Any) -> bool:
@@ -227,110 +169,91 @@ def _first_url(value: Any) -> str | None:
     return None
 
 
+def _related_2014(related: Any) -> tuple[dict[str, list[str]], bool]:
+    """The relations of a 2014 ``related`` field, and whether any part of it had the wrong type."""
+    if related is None:
+        return {}, False
+    if not isinstance(related, dict):
+        return {}, True
+    relations, bad = {}, False
+    for name in RELATIONS:
+        if name in related:
+            relations[name], only_asins = _asin_list(related[name])
+            bad = bad or not only_asins
+    return relations, bad
+
+
 def _from_2014(record: dict, line: int) -> Product:
-    related = record.get("related")
-    relations = {}
-    bad = related is not None and not isinstance(related, dict)
-    if isinstance(related, dict):
-        for name in RELATIONS:
-            if name in related:
-                value = related[name]
-                relations[name] = listed = _asin_list(value)
-                if listed is not value and not _is_asin_list(value):  # only off the fast path
-                    bad = True
+    relations, bad = _related_2014(record.get("related"))
     categories = record.get("categories")
     paths = [p for p in (_path(c) for c in categories) if p] if isinstance(categories, (list, tuple)) else []
+    price, readable = _read_price(record.get("price"))
     return Product(
-        asin=record["asin"].strip(),
+        asin=normalize_asin(record["asin"]),
         title=_text(record.get("title")),
         brand=_text(record.get("brand")),
-        price=parse_price(record.get("price")),
+        price=price,
         categories=paths,
         related=relations,
         sales_rank=record.get("salesRank"),
         image_url=_first_url(record.get("imUrl")),
         line=line,
         bad_related=bad,
+        bad_fields=[] if readable else ["price"],
     )
 
 
 def _from_2018(record: dict, line: int) -> Product:
-    relations = {ours: _asin_list(record[theirs]) for theirs, ours in _RELATIONS_2018.items() if theirs in record}
-    bad = not all(_is_asin_list(record[theirs]) for theirs in _RELATIONS_2018 if theirs in record)
+    relations, bad = {}, False
+    for theirs, ours in _RELATIONS_2018.items():
+        if theirs in record:
+            relations[ours], only_asins = _asin_list(record[theirs])
+            bad = bad or not only_asins
     path = _path(record.get("category"))
     image = None
     for key in ("imageURLHighRes", "imageURL", "image", "imUrl"):
         image = _first_url(record.get(key))
         if image:
             break
+    price, readable = _read_price(record.get("price"))
     return Product(
-        asin=record["asin"].strip(),
+        asin=normalize_asin(record["asin"]),
         title=_text(record.get("title")),
         brand=_text(record.get("brand")),
-        price=parse_price(record.get("price")),
+        price=price,
         categories=[path] if path else [],
         related=relations,
         sales_rank=record.get("rank", record.get("salesRank")),
         image_url=image,
         line=line,
         bad_related=bad,
+        bad_fields=[] if readable else ["price"],
     )
 
 
 # --------------------------------------------------------------------------- files
 
 
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
-
-
-class _Lines:
-    """Binary lines of a plain or gzip file, with the compressed bytes read so far."""
-
-    def __init__(self, path: Path) -> None:
-        self.raw = open(path, "rb")
-        try:
-            if self.raw.read(2) == b"\x1f\x8b":
-                self.raw.seek(0)
-                self.stream: io.BufferedIOBase = io.BufferedReader(gzip.GzipFile(fileobj=self.raw), buffer_size=1 << 20)
-            else:
-                self.raw.seek(0)
-                self.stream = io.BufferedReader(self.raw, buffer_size=1 << 20)
-        except BaseException:
-            self.raw.close()
-            raise
-
-    def position(self) -> int:
-        """Bytes of the file on disk consumed so far (for progress bars)."""
-        try:
-            return self.raw.tell()
-        except (OSError, ValueError):
-            return 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.stream)
-
-    def close(self) -> None:
-        self.stream.close()
-        self.raw.close()
-
-
-def open_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """``(line_number, text)`` for each line of a plain or gzip text file (UTF-8)."""
-    lines = _Lines(Path(path))
-    try:
-        for number, raw in enumerate(lines, start=1):
-            yield number, raw.decode("utf-8", errors="replace")
-    finally:
-        lines.close()
-
-
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise DataError(f"metadata file {path} not found; pass the path of an Amazon meta_*.json(.gz) file with --meta.")
     if not path.is_file():
-        raise DataError(f"metadata path {path} is not a file; pass an Amazon meta_*.json(.gz) file with --meta.")
+        raise DataError(f"metadata path {path} is not a regular file; pass an Amazon meta_*.json(.gz) file with --meta.")
+
+
+def _syntax(text: str, number: int, path: Path, lines: Lines) -> tuple[Any, str]:
+    """The first record of a file parsed as JSON (2018) or a Python literal (2014)."""
+    try:
+        return json.loads(text), "2018"
+    except ValueError:
+        pass
+    try:
+        return parse_literal(text), "2014"
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise DataError(
+            f"{path}, line {number}: cannot detect the metadata format, the first line of this {lines.described} is "
+            "neither JSON (2018 dump) nor a Python literal (2014 dump); check the file or pass --format."
+        ) from None
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -342,23 +265,13 @@ def detect_format(path: str | os.PathLike) -> str:
     """
     path = Path(path)
     _check_file(path)
+    lines = Lines(path, "metadata file")
     try:
-        for number, text in open_text_lines(path):
-            text = text.strip()
+        for number, raw in enumerate(lines, start=1):
+            text = raw.decode("utf-8", errors="replace").strip()
             if not text:
                 continue
-            try:
-                record = json.loads(text)
-                syntax = "2018"
-            except ValueError:
-                try:
-                    record = parse_literal(text)
-                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                    raise DataError(
-                        f"{path}, line {number}: cannot detect the metadata format, the first line is neither "
-                        "JSON (2018 dump) nor a Python literal (2014 dump); check the file or pass --format."
-                    ) from None
-                syntax = "2014"
+            record, syntax = _syntax(text, number, path, lines)
             if isinstance(record, dict):
                 keys = set(record)
                 if keys & _KEYS_2014 and not keys & _KEYS_2018:
@@ -366,11 +279,13 @@ def detect_format(path: str | os.PathLike) -> str:
                 if keys & _KEYS_2018 and not keys & _KEYS_2014:
                     return "2018"
             return syntax
-    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
+    except READ_ERRORS as error:
         raise DataError(
-            f"{path}: cannot read the metadata file, it is damaged or truncated ({error}); "
-            "check that it is a complete .json or .json.gz file."
+            f"{path}: cannot read this {lines.described}, it is damaged or truncated ({error}); "
+            "check that it is a complete metadata file."
         ) from None
+    finally:
+        lines.close()
     raise DataError(f"metadata file {path} is empty; pass an Amazon meta_*.json(.gz) file with --meta.")
 
 
@@ -393,6 +308,7 @@ class MetadataReader:
     bytes_read: int = 0
     bad_related: int = 0
     other_format_lines: int = 0
+    bad_fields: int = 0  # records with a field that is there but cannot be read (e.g. a 400-digit price)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -411,64 +327,77 @@ class MetadataReader:
         self.bad_lines += 1
         if len(self.messages) < self.max_warnings:
             self.messages.append(message + "; skipped")
-            warnings.warn(message + "; skipped", stacklevel=3)
+            warnings.warn(message + "; skipped", stacklevel=4)
 
     def _note(self, number: int, why: str) -> None:
         """A problem that loses part of a record but not the record (never fatal)."""
         if len(self.messages) < self.max_warnings:
             message = f"{self.path}, line {number}: {why}"
             self.messages.append(message)
-            warnings.warn(message, stacklevel=3)
+            warnings.warn(message, stacklevel=4)
+
+    def _record(self, number: int, raw: bytes, parse) -> dict | None:
+        """The record on one line, or None (counted as a bad line) when there is none."""
+        if len(raw) > MAX_LINE_BYTES:
+            self._bad(number, f"line is longer than {MAX_LINE_BYTES} bytes")
+            return None
+        text = raw.decode("utf-8", errors="replace").strip()
+        if not text:
+            return None
+        try:
+            record = parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as error:
+            self._bad(number, f"not a valid {self.format} metadata record ({type(error).__name__})")
+            return None
+        if not isinstance(record, dict):
+            self._bad(number, f"expected a dict, got {type(record).__name__}")
+            return None
+        asin = record.get("asin")
+        if not isinstance(asin, str) or not normalize_asin(asin):
+            self._bad(number, "record has no 'asin'")
+            return None
+        if "\ufffd" in asin:
+            self._bad(number, f"the ASIN {normalize_asin(asin)!r} is not valid UTF-8")
+            return None
+        return record
+
+    def _product(self, number: int, record: dict) -> Product:
+        """``record`` read by its format's keys (or the other format's, counted), its partial
+        problems counted and noted."""
+        own_keys, other_keys = (_KEYS_2014, _KEYS_2018) if self.format == "2014" else (_KEYS_2018, _KEYS_2014)
+        read = _from_2014 if self.format == "2014" else _from_2018
+        if own_keys.isdisjoint(record) and not other_keys.isdisjoint(record):
+            read = _from_2018 if self.format == "2014" else _from_2014
+            self.other_format_lines += 1
+            self._note(number, f"a record in the {'2018' if self.format == '2014' else '2014'} format inside a "
+                               f"{self.format} file; read by its own keys")
+        product = read(record, number)
+        if product.bad_related:
+            self.bad_related += 1
+            self._note(number, f"ASIN {product.asin}: {_wrong_related(record)}")
+        if product.bad_fields:
+            self.bad_fields += 1
+            shown = ", ".join(f"{name} {str(record.get(name))[:40]!r}" for name in product.bad_fields)
+            self._note(number, f"ASIN {product.asin}: cannot read the {shown}; left empty, the rest of the record is kept")
+        return product
 
     def __iter__(self) -> Iterator[Product]:
         self.lines, self.bad_lines, self.messages = 0, 0, []  # counts are per pass
-        self.bad_related = self.other_format_lines = 0
-        convert = _from_2014 if self.format == "2014" else _from_2018
-        other = _from_2018 if self.format == "2014" else _from_2014
-        own_keys, other_keys = (_KEYS_2014, _KEYS_2018) if self.format == "2014" else (_KEYS_2018, _KEYS_2014)
+        self.bad_related = self.other_format_lines = self.bad_fields = 0
         parse = parse_literal if self.format == "2014" else _parse_json_line
-        lines = _Lines(self.path)
+        lines = Lines(self.path, "metadata file")
         number = 0
         try:
             for number, raw in enumerate(lines, start=1):
                 self.lines = number
                 if number % 4096 == 0:
                     self.bytes_read = lines.position()
-                if len(raw) > MAX_LINE_BYTES:
-                    self._bad(number, f"line is longer than {MAX_LINE_BYTES} bytes")
-                    continue
-                text = raw.decode("utf-8", errors="replace").strip()
-                if not text:
-                    continue
-                try:
-                    record = parse(text)
-                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as error:
-                    self._bad(number, f"not a valid {self.format} metadata record ({type(error).__name__})")
-                    continue
-                if not isinstance(record, dict):
-                    self._bad(number, f"expected a dict, got {type(record).__name__}")
-                    continue
-                asin = record.get("asin")
-                if not isinstance(asin, str) or not asin.strip():
-                    self._bad(number, "record has no 'asin'")
-                    continue
-                if "\ufffd" in asin:
-                    self._bad(number, f"the ASIN {asin.strip()!r} is not valid UTF-8")
-                    continue
-                read = convert
-                if own_keys.isdisjoint(record) and not other_keys.isdisjoint(record):
-                    read = other
-                    self.other_format_lines += 1
-                    self._note(number, f"a record in the {'2018' if self.format == '2014' else '2014'} format inside a "
-                                       f"{self.format} file; read by its own keys")
-                product = read(record, number)
-                if product.bad_related:
-                    self.bad_related += 1
-                    self._note(number, f"ASIN {product.asin}: {_wrong_related(record)}; those relations are ignored")
-                yield product
-        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
+                record = self._record(number, raw, parse)
+                if record is not None:
+                    yield self._product(number, record)
+        except READ_ERRORS as error:
             raise DataError(
-                f"{self.path}: the file is damaged or truncated after line {number} ({error}); "
+                f"{self.path}: this {lines.described} is damaged or truncated after line {number} ({error}); "
                 "download it again (products read so far are not used)."
             ) from None
         finally:
@@ -477,16 +406,22 @@ class MetadataReader:
 
 
 def _wrong_related(record: dict) -> str:
-    """Why the relation fields of ``record`` cannot be read (for a record known to be wrong)."""
+    """What is wrong with the relation fields of ``record`` and what is kept (for a record
+    known to be wrong)."""
     related = record.get("related")
     if related is not None and not isinstance(related, dict):
-        return f"'related' is a {type(related).__name__}, not a dict"
+        return f"'related' is a {type(related).__name__}, not a dict; its relations are ignored"
     fields = [(f"related.{name}", related[name]) for name in RELATIONS if name in related] if isinstance(related, dict) else []
     fields += [(name, record[name]) for name in _RELATIONS_2018 if name in record]
+    problems = []
     for name, value in fields:
-        if not _is_asin_list(value):
-            return f"'{name}' is not a list of ASINs"
-    return "a relation field is not a list of ASINs"
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"'{name}' is a {type(value).__name__}, not a list of ASINs (that relation is ignored)")
+        elif not _is_asin_list(value):
+            others = sum(not isinstance(item, str) for item in value)
+            problems.append(f"'{name}' mixes ASINs with {others} other value{'s' if others != 1 else ''} "
+                            "(the ASINs are kept as edges, the other values ignored)")
+    return "; ".join(problems) or "a relation field is not a list of ASINs"
 
 
 def _parse_json_line(text: str) -> Any:

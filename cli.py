@@ -1,3 +1,0 @@
-from graphrec.cli import app
-
-app()
