@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from graphrec.errors import UsageError
+from graphrec.errors import DataError, UsageError
 from graphrec.fs import progress_bar
 from graphrec.graph import Graph
 from graphrec.index import StyleIndex, cache_key, cached_style_index
@@ -139,6 +139,7 @@ class Recommender:
         nodes = np.array([self.graph.index_of(str(a)) for a in asins], dtype=np.int64)
         excluded = [self._excluded(q, exclude_known) for q in nodes]
         if self.model.is_metric:
+            self._require_finite(self.style[nodes], [f"ASIN {a}" for a in asins])
             ids, dist = self._search(self.style[nodes], k, category, excluded)
             return self._table(list(asins), nodes, ids, dist)
         ids, prob = self._score(nodes, k, category, excluded)
@@ -158,10 +159,21 @@ class Recommender:
             raise UsageError(f"the {self.model.encoder.name} encoder does not read image features, so --image needs a run "
                              "trained with --encoder linear or hybrid.")
         vector = self.embed_image(path)
+        self._require_finite(vector, [f"the photo {path}"])
         own = self._product_with_image(path)
         excluded = [self._excluded(own, exclude_known) if own is not None else np.empty(0, np.int64)]
         ids, dist = self._search(vector, k, category, excluded)
         return self._table([str(path)], np.array([-1 if own is None else own]), ids, dist).drop(columns="query")
+
+    def _require_finite(self, vectors: np.ndarray, queries: Sequence[str]) -> None:
+        """A :class:`DataError` for a query whose style vector is NaN or infinite (its
+        features were edited after training, or the run's weights are not finite): such a
+        query has no neighbours, and an empty answer would look like a valid one."""
+        bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+        if len(bad):
+            raise DataError(f"the style vector of {queries[int(bad[0])]} in the run {self.run.path} is not finite (NaN or "
+                            f"infinite features in {self.graph.path}, or weights of a diverged run); rebuild the graph "
+                            "with graphrec build-graph --force and train the run again.")
 
     def embed_image(self, path: str | os.PathLike) -> np.ndarray:
         """Style vector ``[1, K]`` of an image file (fc7 features -> the model's embedding)."""
@@ -255,6 +267,9 @@ class Recommender:
                 part = torch.from_numpy(pool[start : start + SCORE_CHUNK])
                 pairs = torch.stack([torch.full_like(part, int(node)), part], dim=1)
                 scores[start : start + len(part)] = self.model.predict_proba(self.run.inputs, pairs).numpy()
+            if np.isnan(scores).all() and len(scores):
+                raise DataError(f"the {self.model.name} model of {self.run.path} scores every candidate of {self.graph.asins[node]} "
+                                "as NaN (weights of a diverged run, or NaN features); train the run again.")
             top = np.argsort(-scores, kind="stable")[:k]
             ids[row, : len(top)] = pool[top]
             prob[row, : len(top)] = scores[top]

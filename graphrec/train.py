@@ -23,15 +23,18 @@ Per-model defaults live on the model classes (``get_model(name).defaults``).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from graphrec import __version__
 from graphrec.distributed import DistContext, init_distributed
-from graphrec.errors import UsageError
+from graphrec.errors import DataError, UsageError
 from graphrec.evaluate import evaluate_model
 from graphrec.graph import Graph, load_graph
 from graphrec.inputs import node_inputs
@@ -89,6 +92,7 @@ def _check_graph(graph: Graph, model: type[LinkModel], options: dict[str, Any], 
     """Clear errors before any work: missing features, K above the feature dimension, unknown relations."""
     if model.needs_features_for(options):
         features = graph.require_features(f"the {model.name} decoder")
+        _require_finite_rows(graph, features)
         if model.has_k and model.is_metric and k > features.shape[1]:
             dim = features.shape[1]
             raise UsageError(f"K = {k} is larger than the feature dimension {dim} of {graph.path}; choose --k {dim} or less.")
@@ -100,6 +104,19 @@ def _check_graph(graph: Graph, model: type[LinkModel], options: dict[str, Any], 
         graph.edge_index(name)  # clear error for an unknown relation
     if relation in config.aux_relations:
         raise UsageError(f"--aux-relations names {relation!r}, the relation being learnt; choose other relations.")
+
+
+def _require_finite_rows(graph: Graph, features: np.ndarray, chunk: int = 65536) -> None:
+    """A :class:`DataError` naming the first feature row holding NaN or infinity (one
+    streaming pass over the memory map, ``chunk`` rows at a time). build-graph drops such
+    rows, so this catches a ``features.npy`` edited or damaged afterwards."""
+    for start in range(0, features.shape[0], chunk):
+        bad = np.flatnonzero(~np.isfinite(features[start : start + chunk]).all(axis=1))
+        if len(bad):
+            row = start + int(bad[0])
+            total = sum(int((~np.isfinite(features[i : i + chunk]).all(axis=1)).sum()) for i in range(start, features.shape[0], chunk))
+            raise DataError(f"{graph.path / 'features.npy'} row {row} (ASIN {graph.asins[row]}) holds NaN or infinite "
+                            f"values ({total} such rows); rebuild the graph with graphrec build-graph --force, which drops them.")
 
 
 def plot_history(history: list[dict[str, float]], path: Path, title: str) -> None:
@@ -179,6 +196,7 @@ def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph
     history, best_epoch, search = fitted
     evaluation = evaluate_model(model, graph, split, candidates=request.candidates, max_queries=request.max_queries,
                                 seed=request.seed, inputs=inputs)
+    _require_finite_metrics(evaluation, request.decoder)
     encoder = model.hparams().get("encoder")
     metrics = {"decoder": request.decoder, **({"encoder": encoder} if encoder else {}), "k": request.k, "relation": request.relation,
                "train_seconds": train_seconds,
@@ -189,6 +207,16 @@ def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph
     writer.write_metrics(metrics)
     plot_history(history, writer.file("curve.png"), f"{request.decoder} K={request.k} on {request.relation}")
     return writer.commit(), metrics
+
+
+def _require_finite_metrics(evaluation: dict[str, Any], decoder: str) -> None:
+    """Refuse to write a run whose predictions are not numbers: accuracy or log-loss of a
+    scored split that is NaN or infinite means the fitted model is unusable."""
+    for section, values in evaluation.items():
+        if isinstance(values, dict) and values.get("pairs") and not all(
+                math.isfinite(values.get(key, 0.0)) for key in ("accuracy", "log_loss")):
+            raise UsageError(f"the fitted {decoder} model predicts NaN or infinite probabilities on the {section} pairs; "
+                             "train again with a smaller --lr. No RUN_DIR was written.")
 
 
 def _fit_and_write(request: _Request, graph: Graph, cls: type[LinkModel], options: dict[str, Any], config: TrainConfig,

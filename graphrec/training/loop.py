@@ -30,7 +30,7 @@ from graphrec.training.config import TrainConfig
 from graphrec.training.objective import best_offset, link_loss, shared_style_logits
 from graphrec.training.state import TrainingState
 
-__all__ = ["CALIBRATION_PAIRS", "fit_model", "run_epoch", "validate", "fit_closed_form"]
+__all__ = ["CALIBRATION_PAIRS", "check_finite", "fit_model", "run_epoch", "validate", "fit_closed_form"]
 
 CALIBRATION_PAIRS = 50_000  # training pairs (a fixed random subset) used to re-choose the threshold
 EpochHook = Callable[[dict[str, float], dict[str, Any]], None]
@@ -107,6 +107,16 @@ def validate(model: LinkModel, data: EpochData, calibrate: bool, train_accuracy:
     return offset, train_accuracy, val
 
 
+def check_finite(model: LinkModel, loss: float, epoch: int, lr: float) -> None:
+    """A :class:`UsageError` when the epoch's loss or any weight is NaN or infinite: the
+    run diverged (almost always a learning rate too large), and nothing it computes is usable."""
+    finite = math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    if not finite:
+        what = f"the loss is {loss}" if not math.isfinite(loss) else "its weights are no longer finite numbers"
+        raise UsageError(f"training diverged in epoch {epoch} ({what}); train again with a smaller --lr "
+                         f"(this run used {lr:g}). No RUN_DIR was written.")
+
+
 def _score(val: dict[str, float]) -> tuple[float, float]:
     return val["accuracy"], val["auc"] if val["auc"] == val["auc"] else 0.0
 
@@ -174,6 +184,7 @@ def fit_model(
         task = progress.add_task(f"training {model.name}", total=config.epochs, completed=first - 1)
         for epoch in range(first, config.epochs + 1):
             loss, correct, count = run_epoch(state, data, config, epoch, forward, ctx)
+            check_finite(model, loss, epoch, config.lr)
             state.epoch = epoch
             with state.averaged():  # evaluate (and keep) the averaged weights
                 offset, train_accuracy, val = validate(model, data, config.calibrate, correct / max(count, 1))
