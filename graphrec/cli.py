@@ -8,6 +8,7 @@ clear sentence on stderr and a non-zero exit code (a traceback only with ``--deb
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -35,6 +36,56 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks
     _state["debug"] = debug
 
 
+_MOST = 2**31 - 1  # sizes and counts beyond this overflow the tensors they size
+# The range of every numeric option, by parameter name, for every command (train, evaluate
+# and sweep read the same line): (lowest, highest, lowest excluded, highest excluded).
+# Values must also be finite. The library repeats its own checks (TrainConfig) for Python users.
+LIMITS: dict[str, tuple[float, float, bool, bool]] = {
+    "lr": (0, math.inf, True, True), "noise_floor": (0, 0.5, False, True), "aux_weight": (0, math.inf, True, True),
+    "shrink": (0, math.inf, False, True), "weight_decay": (0, math.inf, False, True),
+    "k": (1, 65536, False, False), "epochs": (1, _MOST, False, False), "batch_size": (1, _MOST, False, False),
+    "patience": (0, _MOST, False, False), "negatives": (1, 1000, False, False), "layers": (1, 64, False, False),
+    "candidates": (1, 100_000, False, False), "top": (1, 100_000, False, False), "workers": (0, 256, False, False),
+    "feature_dim": (1, 1 << 20, False, False), "seed": (0, 2**32 - 1, False, False),
+}
+
+
+def _limit_text(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    """"an integer from 1 to 64", "a finite number above 0", "a number from 0 to below 0.5"."""
+    if isinstance(high, int):
+        return f"an integer from {low} to {high}"
+    lower = f"a finite number {'above' if low_open else 'at least'} {low:g}"
+    return lower if math.isinf(high) else f"{lower} and {'below' if high_open else 'at most'} {high:g}"
+
+
+def check_limits(values: dict, flags: dict[str, str] | None = None) -> None:
+    """A :class:`UsageError` (exit 2) naming the first option of ``values`` (parameter name
+    -> number, or a list of numbers) that is not finite or outside its :data:`LIMITS`.
+    ``flags`` maps names to the option as typed (default: read from the running command)."""
+    from graphrec.errors import UsageError
+
+    for name, value in values.items():
+        if name not in LIMITS or value is None:
+            continue
+        for number in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                continue
+            low, high, low_open, high_open = LIMITS[name]
+            inside = math.isfinite(number) and (number > low if low_open else number >= low) and (number < high if high_open else number <= high)
+            if not inside:
+                flag = (flags or _flags()).get(name, "--" + name.replace("_", "-"))
+                raise UsageError(f"{flag} must be {_limit_text(*LIMITS[name])} (got {number}).")
+
+
+def _flags() -> dict[str, str]:
+    """Parameter name -> its longest option name (``top`` -> ``--top``) in the running command."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    params = ctx.command.params if ctx is not None else []
+    return {param.name: max(param.opts, key=len) for param in params if param.opts}
+
+
 def _run(func: Callable) -> Callable:
     """Decorator for commands: user errors become one line on stderr and a non-zero exit.
     So does an operating-system error on a path (an output folder that cannot be written,
@@ -44,6 +95,7 @@ def _run(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
+            check_limits(kwargs)
             return func(*args, **kwargs)
         except (GraphrecError, OSError) as error:
             if _state["debug"]:
@@ -318,6 +370,7 @@ def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
         raise UsageError(f"{option} takes numbers separated by commas (got {text!r}).") from None
     if not values:
         raise UsageError(f"{option} takes numbers separated by commas (got {text!r}).")
+    check_limits({option.lstrip("-").replace("-", "_"): values}, {option.lstrip("-").replace("-", "_"): option})
     return values if len(values) > 1 else values[0]
 
 
@@ -448,6 +501,7 @@ def sweep_command(
     for value in [*k, *decoder, *ctx.args]:  # "--k 1 10 100": click leaves 10 and 100 as extra arguments
         for part in value.replace(",", " ").split():
             if part.lstrip("-").isdigit():
+                check_limits({"k": int(part)})
                 ks.append(int(part))
             elif part in list_models():
                 decoders.append(part)
@@ -482,7 +536,7 @@ _SAMPLE_RUN = _WORK_RUNS / "mahalanobis-k10"
 def neighbours(
     asins: Optional[List[str]] = typer.Argument(None, help="One or more query ASINs, answered in one batched search.", show_default=False),
     run: Path = typer.Option(_SAMPLE_RUN, "--run", "-r", help="RUN_DIR written by graphrec train."),
-    top: int = typer.Option(10, "--top", "-k", min=1, help="How many products to return per query."),
+    top: int = typer.Option(10, "--top", "-k", help="How many products to return per query."),
     category: Optional[str] = typer.Option(None, "--category", "-c", help="Only recommend products with a category path starting with this '|'-separated prefix, e.g. 'Clothing, Shoes & Jewelry|Women'."),
     exclude_known: bool = typer.Option(False, "--exclude-known", help="Drop products already linked to the query in the run's training relation."),
     from_file: Optional[Path] = typer.Option(None, "--from-file", "-f", help="Also read query ASINs from this text file (one per line, '#' comments)."),
