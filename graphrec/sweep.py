@@ -87,6 +87,22 @@ def plot_sweep(table: pd.DataFrame, path: Path, title: str = "test accuracy agai
     plt.close(fig)
 
 
+def _check_ks(graph: Graph, decoders: Sequence[str], ks: Sequence[int], encoder: str | None) -> None:
+    """Every K of the list checked before anything is trained: a K above the feature
+    dimension of a decoder that projects features is a :class:`UsageError` now, not after
+    the runs with smaller K."""
+    if graph.features is None:
+        return
+    dim = graph.features.shape[1]
+    for decoder in decoders:
+        cls = get_model(decoder)
+        options = cls.with_defaults({"encoder": encoder} if encoder and decoder == "mahalanobis" else {}, True)
+        too_large = [k for k in ks if k > dim]
+        if cls.has_k and cls.is_metric and cls.needs_features_for(options) and too_large:
+            raise UsageError(f"K = {too_large[0]} is larger than the feature dimension {dim} of {graph.path} (needed by "
+                             f"{decoder}); choose K values up to {dim}. Nothing was trained.")
+
+
 def sweep(
     graph: str | Path | Graph | None = None,
     decoders: Sequence[str] = ("mahalanobis", "fm"),
@@ -104,7 +120,10 @@ def sweep(
         get_model(decoder)  # unknown names fail before any training
     if not ks:
         raise UsageError("give at least one K (e.g. --k 1 10 100).")
+    if not decoders:
+        raise UsageError("give at least one decoder (e.g. --decoder mahalanobis fm).")
     graph = graph if isinstance(graph, Graph) else load_graph(graph if graph is not None else WORK_GRAPH)
+    _check_ks(graph, decoders, ks, train_options.get("encoder"))
     out = Path(out_dir) if out_dir is not None else WORK_DIR / "sweep"
     out.mkdir(parents=True, exist_ok=True)
     say = echo if echo is not None else (lambda line: None) if quiet else print
