@@ -358,6 +358,11 @@ def _print_pair_metrics(result: dict) -> None:
                   f"other relations' pairs skipped: {result['other_relation_pairs'] or 'none'}.", highlight=False)
 
 
+def _print_warning(message, category, *details) -> None:
+    """``warnings.showwarning`` for the commands: one ``warning:`` line on stderr."""
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
     """``"1e-3"`` -> 0.001; ``"1e-3,3e-2"`` -> [0.001, 0.03]; a clear error otherwise."""
     from graphrec.errors import UsageError
@@ -414,20 +419,25 @@ def train_command(
     split 80/10/10 by --seed. The epoch with the best validation accuracy is kept. The
     RUN_DIR holds config.json, model.pt, history.csv, metrics.json and curve.png.
     """
+    import warnings
+
     from graphrec.distributed import is_main_process
     from graphrec.io.edges import parse_relation_names
-    from graphrec.train import train
+    from graphrec.train import ScalingWarning, train
 
-    run = train(
-        graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
-        encoder=encoder, message_relations=_names(message_relations), layers=layers, shrink=shrink,
-        batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
-        noise_floor=noise_floor, negatives=negatives, patience=patience,
-        aux_relations=_names(aux_relations),
-        aux_weight=aux_weight, candidates=candidates, force=force,
-        echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
-        distributed=distributed, val_pairs=val_pairs, relation_names=parse_relation_names(relation_names) or None,
-    )
+    with warnings.catch_warnings():  # a ScalingWarning is printed as it happens, as one line
+        warnings.simplefilter("always", ScalingWarning)
+        warnings.showwarning = _print_warning
+        run = train(
+            graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
+            encoder=encoder, message_relations=_names(message_relations), layers=layers, shrink=shrink,
+            batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
+            noise_floor=noise_floor, negatives=negatives, patience=patience,
+            aux_relations=_names(aux_relations),
+            aux_weight=aux_weight, candidates=candidates, force=force,
+            echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
+            distributed=distributed, val_pairs=val_pairs, relation_names=parse_relation_names(relation_names) or None,
+        )
     if distributed is not False and not is_main_process():
         return  # rank 0 reports for every process
     _print_metrics(f"{decoder}{_encoder_label(run.config)} K={k} on {relation}", run.metrics)

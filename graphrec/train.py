@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -37,8 +38,9 @@ from graphrec.distributed import DistContext, init_distributed
 from graphrec.errors import DataError, UsageError
 from graphrec.evaluate import evaluate_model
 from graphrec.graph import Graph, load_graph
+from graphrec.graph.outliers import scaling_warning
 from graphrec.inputs import node_inputs
-from graphrec.models import LinkModel, get_model
+from graphrec.models import LinearEncoder, LinkModel, get_model
 from graphrec.models.inputs import NodeInputs
 from graphrec.pairs import split_from_file
 from graphrec.runs import Run, RunWriter, graph_checksum
@@ -46,7 +48,7 @@ from graphrec.sample import WORK_GRAPH, WORK_RUNS
 from graphrec.sampling import PairSplit, auxiliary_relation, message_edges, split_pairs
 from graphrec.training import TrainConfig, best_offset, default_batch_size, fit_model, fit_over_decays, link_loss
 
-__all__ = ["TrainConfig", "train", "fit_model", "best_offset", "default_batch_size", "default_run_dir", "plot_history", "link_loss"]
+__all__ = ["ScalingWarning", "TrainConfig", "train", "fit_model", "best_offset", "default_batch_size", "default_run_dir", "plot_history", "link_loss"]
 
 
 def default_run_dir(decoder: str, k: int, encoder: str | None = None) -> Path:
@@ -209,6 +211,22 @@ def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph
     return writer.commit(), metrics
 
 
+class ScalingWarning(UserWarning):
+    """The feature scaling training chose is dominated by a few extreme rows."""
+
+
+def _warn_if_scaling_dominated(model: LinkModel, graph: Graph) -> None:
+    """A :class:`ScalingWarning` with :func:`graphrec.graph.outliers.scaling_warning`'s sentence
+    when the largest training value (the scale of the linear encoder's "max"/"sqrt"
+    preprocessing) is far beyond the typical row's."""
+    for module in model.modules():
+        if isinstance(module, LinearEncoder) and module.preprocessing in ("max", "sqrt") and graph.features is not None:
+            message = scaling_warning(graph.features, 1.0 / float(module.scale[0]))
+            if message is not None:
+                warnings.warn(message, ScalingWarning, stacklevel=2)
+            return
+
+
 def _require_finite_metrics(evaluation: dict[str, Any], decoder: str) -> None:
     """Refuse to write a run whose predictions are not numbers: accuracy or log-loss of a
     scored split that is NaN or infinite means the fitted model is unusable."""
@@ -234,6 +252,7 @@ def _fit_and_write(request: _Request, graph: Graph, cls: type[LinkModel], option
         options = {**options, "edge_index": message_edges(graph, split, config.message_relations)}
     try:
         model = cls.build(inputs, split.train_pairs, split.train_labels, **options)
+        _warn_if_scaling_dominated(model, graph)
         run_config = {**_run_config(request, graph, config, model, split, ctx), **split_config}
         if writer is not None:
             writer.write_config(run_config)
