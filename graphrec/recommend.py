@@ -33,6 +33,8 @@ import scipy.sparse as sp
 import torch
 
 from graphrec.errors import DataError, UsageError
+from graphrec.io import read_text
+from graphrec.io.ids import normalize_asins
 from graphrec.fs import progress_bar
 from graphrec.graph import Graph
 from graphrec.index import StyleIndex, cache_key, cached_style_index
@@ -56,11 +58,11 @@ def category_mask(graph: Graph, prefix: str) -> np.ndarray:
 def read_asin_file(path: str | os.PathLike) -> list[str]:
     """ASINs from a text file: one per line (or whitespace separated); ``#`` starts a comment."""
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise UsageError(f"--from-file {file} does not exist; give a text file with one ASIN per line.")
     asins = []
-    for line in file.read_text(errors="replace").splitlines():
-        asins.extend(line.split("#", 1)[0].split())
+    for line in read_text(file, "--from-file").splitlines():  # BOM skipped, compressed files read, FIFOs refused
+        asins.extend(normalize_asins(line.split("#", 1)[0].split()))
     if not asins:
         raise UsageError(f"--from-file {file} holds no ASIN; give one ASIN per line.")
     return asins
