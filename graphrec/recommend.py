@@ -33,11 +33,11 @@ import scipy.sparse as sp
 import torch
 
 from graphrec.errors import DataError, UsageError
-from graphrec.io import read_text
-from graphrec.io.ids import normalize_asins
 from graphrec.fs import progress_bar
 from graphrec.graph import Graph
 from graphrec.index import StyleIndex, cache_key, cached_style_index
+from graphrec.io import read_text
+from graphrec.io.ids import normalize_asins
 from graphrec.runs import MODEL, Run, graph_checksum, load_run
 
 __all__ = ["COLUMNS", "Recommender", "category_mask", "read_asin_file", "recommend", "to_json"]
