@@ -8,6 +8,7 @@ clear sentence on stderr and a non-zero exit code (a traceback only with ``--deb
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -35,6 +36,56 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks
     _state["debug"] = debug
 
 
+_MOST = 2**31 - 1  # sizes and counts beyond this overflow the tensors they size
+# The range of every numeric option, by parameter name, for every command (train, evaluate
+# and sweep read the same line): (lowest, highest, lowest excluded, highest excluded).
+# Values must also be finite. The library repeats its own checks (TrainConfig) for Python users.
+LIMITS: dict[str, tuple[float, float, bool, bool]] = {
+    "lr": (0, math.inf, True, True), "noise_floor": (0, 0.5, False, True), "aux_weight": (0, math.inf, True, True),
+    "shrink": (0, math.inf, False, True), "weight_decay": (0, math.inf, False, True),
+    "k": (1, 65536, False, False), "epochs": (1, _MOST, False, False), "batch_size": (1, _MOST, False, False),
+    "patience": (0, _MOST, False, False), "negatives": (1, 1000, False, False), "layers": (1, 64, False, False),
+    "candidates": (1, 100_000, False, False), "top": (1, 100_000, False, False), "workers": (0, 256, False, False),
+    "feature_dim": (1, 1 << 20, False, False), "seed": (0, 2**32 - 1, False, False),
+}
+
+
+def _limit_text(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    """"an integer from 1 to 64", "a finite number above 0", "a number from 0 to below 0.5"."""
+    if isinstance(high, int):
+        return f"an integer from {low} to {high}"
+    lower = f"a finite number {'above' if low_open else 'at least'} {low:g}"
+    return lower if math.isinf(high) else f"{lower} and {'below' if high_open else 'at most'} {high:g}"
+
+
+def check_limits(values: dict, flags: dict[str, str] | None = None) -> None:
+    """A :class:`UsageError` (exit 2) naming the first option of ``values`` (parameter name
+    -> number, or a list of numbers) that is not finite or outside its :data:`LIMITS`.
+    ``flags`` maps names to the option as typed (default: read from the running command)."""
+    from graphrec.errors import UsageError
+
+    for name, value in values.items():
+        if name not in LIMITS or value is None:
+            continue
+        for number in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                continue
+            low, high, low_open, high_open = LIMITS[name]
+            inside = math.isfinite(number) and (number > low if low_open else number >= low) and (number < high if high_open else number <= high)
+            if not inside:
+                flag = (flags or _flags()).get(name, "--" + name.replace("_", "-"))
+                raise UsageError(f"{flag} must be {_limit_text(*LIMITS[name])} (got {number}).")
+
+
+def _flags() -> dict[str, str]:
+    """Parameter name -> its longest option name (``top`` -> ``--top``) in the running command."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    params = ctx.command.params if ctx is not None else []
+    return {param.name: max(param.opts, key=len) for param in params if param.opts}
+
+
 def _run(func: Callable) -> Callable:
     """Decorator for commands: user errors become one line on stderr and a non-zero exit.
     So does an operating-system error on a path (an output folder that cannot be written,
@@ -44,6 +95,7 @@ def _run(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
+            check_limits(kwargs)
             return func(*args, **kwargs)
         except (GraphrecError, OSError) as error:
             if _state["debug"]:
@@ -98,6 +150,8 @@ def build_graph_command(
         None, "--images", help="Directory of product images named <ASIN>.jpg/.jpeg/.png/.webp, recorded as image_path. "
         "Default: the images_dir of the features' JSON sidecar, if any (the sample's images for the sample)."),
     no_features: bool = typer.Option(False, "--no-features", help="Build from the metadata only, even when sample features exist."),
+    edges: Optional[Path] = typer.Option(None, "--edges", help="A plain edge list ('u v' or 'relation u v' per line, whitespace or commas, # comments) giving the relations instead of the metadata's related lists; its ids are the products (ASINs when combined with --meta/--features). See docs/collaborative.md."),
+    relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the edge list's relation labels, e.g. 1=also_bought,2=also_viewed (the default when the labels are exactly GATNE's 1 and 2; other labels are kept as written)."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed metadata line or bad feature record instead of skipping it."),
     keep_extreme: bool = typer.Option(False, "--keep-extreme", help="Keep feature records whose values are far beyond the rest (largest |value| above 1000 x the 90th percentile of the records' largest); by default they are dropped and counted like NaN records."),
     force: bool = typer.Option(False, "--force", help="Replace an existing GRAPH_DIR."),
@@ -112,8 +166,9 @@ def build_graph_command(
     from graphrec import sample
     from graphrec.errors import UsageError
     from graphrec.graph import build_graph
+    from graphrec.io.edges import parse_relation_names
 
-    if meta is None:
+    if meta is None and edges is None:
         if not sample.SAMPLE_META.is_file():
             raise UsageError(f"the bundled sample {sample.SAMPLE_META} is missing from this installation; pass --meta FILE.")
         meta = sample.SAMPLE_META
@@ -127,7 +182,7 @@ def build_graph_command(
         meta, out or sample.WORK_GRAPH, features, category=category,
         relations=relations.split(",") if relations else None, meta_format=meta_format,
         feature_dim=feature_dim, dtype=dtype, images=images, strict=strict, force=force, quiet=quiet,
-        keep_extreme=keep_extreme,
+        edges=edges, relation_names=parse_relation_names(relation_names), keep_extreme=keep_extreme,
     )
     for message in result.warnings:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
@@ -221,7 +276,33 @@ def extract_features_command(
 
 # --- train, evaluate, sweep (graph -> models -> runs) ---------------------------------
 
-_DECODERS_HELP = "mahalanobis (low-rank style space), fm (factorization machine on metadata), wnn (weighted nearest neighbour), euclidean, category-tree."
+def _defaults_help(field: str, fmt=str) -> str:
+    """"30 mahalanobis, 20 wnn, 40 fm": a default of every gradient-trained model, from the registry."""
+    from graphrec.models import get_model, list_models
+
+    models = [get_model(name) for name in list_models() if get_model(name).trainable]
+    return ", ".join(f"{fmt(getattr(cls.defaults, field))} {cls.name}" for cls in models)
+
+
+def _decays(value) -> str:
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+
+
+def _decoders_help() -> str:
+    from graphrec.models import models_help
+
+    return models_help()
+
+
+def _encoders_help() -> str:
+    from graphrec.models import get_encoder, list_encoders
+
+    return ", ".join(f"{name} ({get_encoder(name).help})" for name in list_encoders())
+
+
+def _names(text: Optional[str]) -> list[str] | None:
+    """``"a, b"`` -> ["a", "b"]; None stays None."""
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
 
 
 def _print_metrics(title: str, metrics: dict) -> None:
@@ -238,12 +319,48 @@ def _print_metrics(title: str, metrics: dict) -> None:
         label = section
         if section == "test_random_candidates":
             label = f"test, {metrics.get('candidates', 100)} random candidates"
+        elif section in ("test_warm", "test_cold"):
+            if name not in ("accuracy", "auc"):
+                continue
+            label = f"test, {section[5:]} pairs ({metrics[section].get('pairs', 0)})"
         elif section == "test" and name in ranking:
             label = f"test, {metrics.get('candidates', 100)} nearest candidates"
         table.add_row(label, name, value)
     console.print(table)
     if "train_seconds" in metrics:
         console.print(f"trained in {metrics['train_seconds']:.1f}s, best epoch {metrics.get('best_epoch')}", highlight=False)
+
+
+def _encoder_label(config: dict) -> str:
+    """" (lightgcn encoder)" for runs whose encoder is not the paper's linear one."""
+    encoder = config.get("encoder")
+    return f" ({encoder} encoder)" if encoder not in (None, "linear") else ""
+
+
+def _print_pair_metrics(result: dict) -> None:
+    """The table of ``evaluate --pairs`` and the counts behind it."""
+    from rich.table import Table
+
+    from graphrec.pairs import format_pair_metrics
+
+    for message in result["messages"]:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    table = Table(title=f"{result['decoder']} on the {result['relation']} pairs of {result['pairs_file']}", title_justify="left")
+    for column in ("pairs", "metric", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for row in format_pair_metrics(result):
+        table.add_row(*row)
+    console.print(table)
+    removed = result["training_edges_removed"]
+    console.print(f"{result['unknown_pairs']:,} pairs name products the run never saw ({result['unknown_ids']:,} ids); "
+                  f"they are scored at P = {result['cold_score']}. Training edges removed in the second view: "
+                  f"{removed['positives']:,} positives, {removed['negatives']:,} negatives. Bad lines: {result['bad_lines']:,}; "
+                  f"other relations' pairs skipped: {result['other_relation_pairs'] or 'none'}.", highlight=False)
+
+
+def _print_warning(message, category, *details) -> None:
+    """``warnings.showwarning`` for the commands: one ``warning:`` line on stderr."""
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
@@ -258,6 +375,7 @@ def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
         raise UsageError(f"{option} takes numbers separated by commas (got {text!r}).") from None
     if not values:
         raise UsageError(f"{option} takes numbers separated by commas (got {text!r}).")
+    check_limits({option.lstrip("-").replace("-", "_"): values}, {option.lstrip("-").replace("-", "_"): option})
     return values if len(values) > 1 else values[0]
 
 
@@ -265,13 +383,17 @@ def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
 @_run
 def train_command(
     graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR written by build-graph (default: graphrec-sample/graph).", show_default=False),
-    decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _DECODERS_HELP),
-    k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension."),
+    decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _decoders_help()),
+    k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension with a linear or hybrid encoder."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="What makes the mahalanobis style vectors: " + _encoders_help() + ". Default: linear when the graph has features, lightgcn without.", show_default=False),
+    message_relations: Optional[str] = typer.Option(None, "--message-relations", help="Comma-separated other relations (e.g. also_viewed) whose edges a message-passing encoder also propagates over; pairs that are validation or test pairs of --relation are left out (default: the training edges of --relation only).", show_default=False),
+    layers: Optional[int] = typer.Option(None, "--layers", help="Message-passing layers of --encoder lightgcn (default 3) or sage (default 2).", show_default=False),
+    shrink: Optional[float] = typer.Option(None, "--shrink", help="--encoder hybrid (or lightgcn/sage over it): L2 penalty on each product's own offset from its visual style xY (default 0: only the edges and early stopping hold it).", show_default=False),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn (also_bought, also_viewed, bought_together, buy_after_viewing)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default per decoder: 30 mahalanobis, 20 wnn, 40 fm; closed-form baselines ignore it).", show_default=False),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Maximum epochs (default per decoder: {_defaults_help('epochs')}; closed-form baselines ignore it).", show_default=False),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default per decoder).", show_default=False),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Labelled pairs per gradient step (default 4096 x (1 + negatives) / 2, smaller on small graphs so that an epoch has at least 8 steps).", show_default=False),
-    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="L2 penalty on the projection / embeddings, added to the loss. Several comma-separated values (e.g. 1e-3,3e-2,1) train once per value and keep the best on validation (default per decoder: 1e-3,3e-2,1 mahalanobis, 0 wnn, 1e-5 fm).", show_default=False),
+    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="L2 penalty on the projection / embeddings, added to the loss. Several comma-separated values (e.g. 1e-3,3e-2,1) train once per value and keep the best on validation (default per decoder: " + _defaults_help("weight_decay", _decays) + ").", show_default=False),
     preprocessing: Optional[str] = typer.Option(None, "--preprocessing", help="mahalanobis feature preprocessing: sqrt (divide by the largest training value, then signed square root), max (divide only) or std (per-dimension standard deviation); default sqrt.", show_default=False),
     noise_floor: Optional[float] = typer.Option(None, "--noise-floor", help="Training likelihood P(edge) = floor + (1 - floor) sigmoid(c - d): the share of edges assumed unrelated to style, so that they cannot drag the projection (default 0: the plain logistic loss; 0.1 helped on planted features and hurt on the bundled sample, see docs/train.md).", show_default=False),
     negatives: Optional[int] = typer.Option(None, "--negatives", help="Random non-edges drawn per training edge every epoch (default 1, the paper's balance; the threshold is still chosen on balanced training pairs). 8 raised K = 10 accuracy on planted 4k features and lowered it on the bundled sample, see docs/train.md.", show_default=False),
@@ -281,6 +403,8 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Fixes the negatives, the 80/10/10 split (hence the test pairs) and the initialisation."),
     candidates: int = typer.Option(100, "--candidates", help="Hard negatives per test query for hit@10/MRR/NDCG@10: its nearest neighbours in raw feature space that are not partners."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="RUN_DIR to write (default: graphrec-sample/runs/<decoder>-k<k>).", show_default=False),
+    val_pairs: Optional[Path] = typer.Option(None, "--val-pairs", help="Labelled pairs ('relation u v label', e.g. GATNE's valid.txt): train on every edge of --relation and early-stop on this file's pairs of it, instead of the 80/10/10 split; then score a test file with evaluate --pairs.", show_default=False),
+    relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the relation labels of --val-pairs, e.g. 1=also_bought,2=also_viewed (the default for GATNE's labels 1 and 2).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace an existing RUN_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines, only the final table."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run of this same command from its last per-epoch checkpoint (kept in the hidden .<RUN_DIR>.partial folder); ends with the same metrics as an uninterrupted run. Starts from epoch 1 when there is nothing to resume."),
@@ -295,21 +419,28 @@ def train_command(
     split 80/10/10 by --seed. The epoch with the best validation accuracy is kept. The
     RUN_DIR holds config.json, model.pt, history.csv, metrics.json and curve.png.
     """
-    from graphrec.distributed import is_main_process
-    from graphrec.train import train
+    import warnings
 
-    run = train(
-        graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
-        batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
-        noise_floor=noise_floor, negatives=negatives, patience=patience,
-        aux_relations=[name.strip() for name in aux_relations.split(",") if name.strip()] if aux_relations else None,
-        aux_weight=aux_weight, candidates=candidates, force=force,
-        echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
-        distributed=distributed,
-    )
+    from graphrec.distributed import is_main_process
+    from graphrec.io.edges import parse_relation_names
+    from graphrec.train import ScalingWarning, train
+
+    with warnings.catch_warnings():  # a ScalingWarning is printed as it happens, as one line
+        warnings.simplefilter("always", ScalingWarning)
+        warnings.showwarning = _print_warning
+        run = train(
+            graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
+            encoder=encoder, message_relations=_names(message_relations), layers=layers, shrink=shrink,
+            batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
+            noise_floor=noise_floor, negatives=negatives, patience=patience,
+            aux_relations=_names(aux_relations),
+            aux_weight=aux_weight, candidates=candidates, force=force,
+            echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
+            distributed=distributed, val_pairs=val_pairs, relation_names=parse_relation_names(relation_names) or None,
+        )
     if distributed is not False and not is_main_process():
         return  # rank 0 reports for every process
-    _print_metrics(f"{decoder} K={k} on {relation}", run.metrics)
+    _print_metrics(f"{decoder}{_encoder_label(run.config)} K={k} on {relation}", run.metrics)
     console.print(f"run written to {run.path}", highlight=False)
 
 
@@ -320,18 +451,33 @@ def evaluate_command(
     candidates: Optional[int] = typer.Option(None, "--candidates", help="Hard negatives per test query (default: the run's own setting).", show_default=False),
     pictures: Optional[Path] = typer.Option(None, "--pictures", help="Also write a PNG of the most confident true positives and the hardest negatives of the test split."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    run_option: Optional[Path] = typer.Option(None, "--run", "-r", help="RUN_DIR, instead of the argument.", show_default=False),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Score the labelled pairs of this file ('relation u v label', e.g. GATNE's test.txt) of the run's relation: accuracy, ROC-AUC, PR-AUC, F1 (GATNE's rank cut) and AP, on all pairs and without the run's training edges. Pairs with products the run never saw are scored at the prior and counted.", show_default=False),
+    relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the relation labels of --pairs, e.g. 1=also_bought,2=also_viewed.", show_default=False),
 ) -> None:
-    """Reload a run, rebuild its test split from its seed and recompute every metric."""
+    """Reload a run, rebuild its test split from its seed and recompute every metric
+    (or, with --pairs, score a labelled pair file)."""
     import json
 
     from graphrec.evaluate import evaluate_run, write_pictures
     from graphrec.sample import WORK_RUNS
 
-    run, metrics = evaluate_run(run_dir if run_dir is not None else WORK_RUNS / "mahalanobis-k10", candidates=candidates)
+    run_dir = run_dir or run_option or WORK_RUNS / "mahalanobis-k10"
+    if pairs is not None:
+        from graphrec.io.edges import parse_relation_names
+        from graphrec.pairs import evaluate_run_pairs
+
+        _, result = evaluate_run_pairs(run_dir, pairs, parse_relation_names(relation_names) or None)
+        if as_json:
+            typer.echo(json.dumps(result, indent=2))
+        else:
+            _print_pair_metrics(result)
+        return
+    run, metrics = evaluate_run(run_dir, candidates=candidates)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:
-        _print_metrics(f"{run.config['decoder']} K={run.config.get('k')} on {run.config.get('relation')} ({run.path})", metrics)
+        _print_metrics(f"{run.config['decoder']}{_encoder_label(run.config)} K={run.config.get('k')} on {run.config.get('relation')} ({run.path})", metrics)
     if pictures is not None:
         err_console.print(f"picture written to {write_pictures(run, pictures)}", highlight=False)
 
@@ -345,6 +491,7 @@ def sweep_command(
     decoder: List[str] = typer.Option(["mahalanobis", "fm"], "--decoder", "-d", help="Decoders, space- or comma-separated: --decoder mahalanobis fm wnn euclidean category-tree."),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs per run (default per decoder).", show_default=False),
+    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Encoder of the mahalanobis runs (default: linear with features, lightgcn without).", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and initialisation (the same test pairs for every run)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for sweep.csv, sweep.md, accuracy_vs_k.png and runs/ (default: graphrec-sample/sweep).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace runs left by an earlier sweep in the same folder."),
@@ -357,21 +504,22 @@ def sweep_command(
     import pandas as pd
 
     from graphrec.errors import UsageError
-    from graphrec.models import MODELS
+    from graphrec.models import list_models
     from graphrec.sweep import sweep
 
     ks, decoders = [], []
     for value in [*k, *decoder, *ctx.args]:  # "--k 1 10 100": click leaves 10 and 100 as extra arguments
         for part in value.replace(",", " ").split():
             if part.lstrip("-").isdigit():
+                check_limits({"k": int(part)})
                 ks.append(int(part))
-            elif part in MODELS:
+            elif part in list_models():
                 decoders.append(part)
             else:
-                raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(MODELS)}).")
+                raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(list_models())}).")
     table = sweep(
         graph, decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
-        out_dir=out, quiet=quiet, force=force, epochs=epochs,
+        out_dir=out, quiet=quiet, force=force, epochs=epochs, encoder=encoder,
         echo=None if quiet else (lambda line: console.print(line, highlight=False)),
     )
     from rich.table import Table
@@ -398,7 +546,7 @@ _SAMPLE_RUN = _WORK_RUNS / "mahalanobis-k10"
 def neighbours(
     asins: Optional[List[str]] = typer.Argument(None, help="One or more query ASINs, answered in one batched search.", show_default=False),
     run: Path = typer.Option(_SAMPLE_RUN, "--run", "-r", help="RUN_DIR written by graphrec train."),
-    top: int = typer.Option(10, "--top", "-k", min=1, help="How many products to return per query."),
+    top: int = typer.Option(10, "--top", "-k", help="How many products to return per query."),
     category: Optional[str] = typer.Option(None, "--category", "-c", help="Only recommend products with a category path starting with this '|'-separated prefix, e.g. 'Clothing, Shoes & Jewelry|Women'."),
     exclude_known: bool = typer.Option(False, "--exclude-known", help="Drop products already linked to the query in the run's training relation."),
     from_file: Optional[Path] = typer.Option(None, "--from-file", "-f", help="Also read query ASINs from this text file (one per line, '#' comments)."),

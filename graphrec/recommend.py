@@ -7,8 +7,8 @@
 Metric decoders (mahalanobis, wnn, euclidean): every product is embedded into the
 style space once (cached in ``RUN_DIR/index/``), indexed with faiss
 (:mod:`graphrec.index`), and a query returns its nearest products by
-``d = ||s_q - s_j||^2``; ``probability = sigmoid(shift - d)`` is the model's own
-``predict_proba`` for that pair. The query itself is never returned.
+``d = ||s_q - s_j||^2``; its probability comes from the model's distance decoder, the
+same as ``predict_proba`` for that pair. The query itself is never returned.
 
 Non-metric decoders (FM) have no style space: each candidate (all products, or the
 category subset) is scored with ``predict_proba`` in batches and the most probable are
@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -33,9 +32,12 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from graphrec.errors import UsageError
+from graphrec.errors import DataError, UsageError
+from graphrec.fs import progress_bar
 from graphrec.graph import Graph
 from graphrec.index import StyleIndex, cache_key, cached_style_index
+from graphrec.io import read_text
+from graphrec.io.ids import normalize_asins
 from graphrec.runs import MODEL, Run, graph_checksum, load_run
 
 __all__ = ["COLUMNS", "Recommender", "category_mask", "read_asin_file", "recommend", "to_json"]
@@ -56,11 +58,11 @@ def category_mask(graph: Graph, prefix: str) -> np.ndarray:
 def read_asin_file(path: str | os.PathLike) -> list[str]:
     """ASINs from a text file: one per line (or whitespace separated); ``#`` starts a comment."""
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise UsageError(f"--from-file {file} does not exist; give a text file with one ASIN per line.")
     asins = []
-    for line in file.read_text(errors="replace").splitlines():
-        asins.extend(line.split("#", 1)[0].split())
+    for line in read_text(file, "--from-file").splitlines():  # BOM skipped, compressed files read, FIFOs refused
+        asins.extend(normalize_asins(line.split("#", 1)[0].split()))
     if not asins:
         raise UsageError(f"--from-file {file} holds no ASIN; give one ASIN per line.")
     return asins
@@ -88,7 +90,8 @@ class Recommender:
         rec = cls(run=run, quiet=quiet)
         if run.model.is_metric:
             kind = {True: "approx", False: "flat"}.get(approx, approx) if isinstance(approx, bool) else approx
-            run.graph.require_features(f"neighbours with the {run.model.name} decoder")
+            if run.model.encoder.needs_features:
+                run.graph.require_features(f"neighbours with the {run.model.name} decoder")
             key = cache_key(run.path / MODEL, _graph_fingerprint(run))
             cache_dir = run.path / "index" if cache else None
             rec.index = cached_style_index(cache_dir, key, rec._embed_all, kind=kind, rows=rec.graph.num_nodes)
@@ -114,15 +117,16 @@ class Recommender:
         return self.index.vectors
 
     def _embed_all(self) -> np.ndarray:
-        n = self.graph.num_nodes
-        out = np.empty((n, self.model.embed_dim), dtype=np.float32)
-        with _progress(self.quiet) as progress:
-            task = progress.add_task("embedding products", total=n) if progress else None
+        n, model = self.graph.num_nodes, self.model
+        if model.encoder.propagates:  # every style depends on the others: one pass over the graph
+            return model.styles(self.run.inputs).numpy().astype(np.float32)
+        out = np.empty((n, model.embed_dim), dtype=np.float32)
+        with progress_bar(quiet=self.quiet) as progress:
+            task = progress.add_task("embedding products", total=n)
             for start in range(0, n, EMBED_CHUNK):
                 nodes = torch.arange(start, min(n, start + EMBED_CHUNK))
-                out[start : start + len(nodes)] = self.model.embed_nodes(self.graph, nodes).numpy()
-                if progress:
-                    progress.advance(task, len(nodes))
+                out[start : start + len(nodes)] = model.styles(self.run.inputs, nodes).numpy()
+                progress.advance(task, len(nodes))
         return out
 
     # -- queries ---------------------------------------------------------------------
@@ -137,6 +141,7 @@ class Recommender:
         nodes = np.array([self.graph.index_of(str(a)) for a in asins], dtype=np.int64)
         excluded = [self._excluded(q, exclude_known) for q in nodes]
         if self.model.is_metric:
+            self._require_finite(self.style[nodes], [f"ASIN {a}" for a in asins])
             ids, dist = self._search(self.style[nodes], k, category, excluded)
             return self._table(list(asins), nodes, ids, dist)
         ids, prob = self._score(nodes, k, category, excluded)
@@ -152,11 +157,25 @@ class Recommender:
         """
         if not self.model.is_metric:
             raise UsageError(f"the {self.model.name} decoder does not use images, so --image needs a run with a metric decoder (e.g. mahalanobis).")
+        if not self.model.encoder.embeds_photos:
+            raise UsageError(f"the {self.model.encoder.name} encoder does not read image features, so --image needs a run "
+                             "trained with --encoder linear or hybrid.")
         vector = self.embed_image(path)
+        self._require_finite(vector, [f"the photo {path}"])
         own = self._product_with_image(path)
         excluded = [self._excluded(own, exclude_known) if own is not None else np.empty(0, np.int64)]
         ids, dist = self._search(vector, k, category, excluded)
         return self._table([str(path)], np.array([-1 if own is None else own]), ids, dist).drop(columns="query")
+
+    def _require_finite(self, vectors: np.ndarray, queries: Sequence[str]) -> None:
+        """A :class:`DataError` for a query whose style vector is NaN or infinite (its
+        features were edited after training, or the run's weights are not finite): such a
+        query has no neighbours, and an empty answer would look like a valid one."""
+        bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+        if len(bad):
+            raise DataError(f"the style vector of {queries[int(bad[0])]} in the run {self.run.path} is not finite (NaN or "
+                            f"infinite features in {self.graph.path}, or weights of a diverged run); rebuild the graph "
+                            "with graphrec build-graph --force and train the run again.")
 
     def embed_image(self, path: str | os.PathLike) -> np.ndarray:
         """Style vector ``[1, K]`` of an image file (fc7 features -> the model's embedding)."""
@@ -166,7 +185,7 @@ class Recommender:
         stored = self.graph.features.dtype if self.graph.features is not None else np.float32
         features = np.asarray(features).astype(stored).astype(np.float32)  # round like the catalogue
         with torch.no_grad():
-            return self.model.embed(torch.from_numpy(features)).numpy().astype(np.float32)
+            return self.model.embed_features(torch.from_numpy(features)).numpy().astype(np.float32)
 
     def _image_extractor(self):
         if self._extractor is None:
@@ -198,7 +217,8 @@ class Recommender:
             return None
         mask = category_mask(self.graph, category)
         if not mask.any():
-            raise UsageError(f"no product of the graph {self.graph.path} has a category starting with {category!r}; check the spelling (paths are joined with '|').")
+            raise UsageError(f"no product of the graph {self.graph.path} has a category starting with {category!r}; "
+                             "check the spelling (paths are joined with '|').")
         return mask
 
     def _excluded(self, node: int, exclude_known: bool) -> np.ndarray:
@@ -248,7 +268,10 @@ class Recommender:
             for start in range(0, len(pool), SCORE_CHUNK):
                 part = torch.from_numpy(pool[start : start + SCORE_CHUNK])
                 pairs = torch.stack([torch.full_like(part, int(node)), part], dim=1)
-                scores[start : start + len(part)] = self.model.predict_proba(self.graph, pairs).numpy()
+                scores[start : start + len(part)] = self.model.predict_proba(self.run.inputs, pairs).numpy()
+            if np.isnan(scores).all() and len(scores):
+                raise DataError(f"the {self.model.name} model of {self.run.path} scores every candidate of {self.graph.asins[node]} "
+                                "as NaN (weights of a diverged run, or NaN features); train the run again.")
             top = np.argsort(-scores, kind="stable")[:k]
             ids[row, : len(top)] = pool[top]
             prob[row, : len(top)] = scores[top]
@@ -256,13 +279,15 @@ class Recommender:
 
     def _table(self, queries: list[str], nodes: np.ndarray, ids: np.ndarray, dist: np.ndarray | None, prob: np.ndarray | None = None) -> pd.DataFrame:
         products = self.graph.products
-        shift = float(self.model.shift.detach()) if self.model.is_metric else None
+        if dist is not None:  # the decoder turns distances into probabilities (float64, like the distances' table)
+            with torch.no_grad():
+                prob = self.model.decoder.probability_of(torch.from_numpy(dist.astype(np.float64))).numpy()
         rows = []
-        for query, row_ids, row_dist, row_prob in zip(queries, ids, dist if dist is not None else [None] * len(ids), prob if prob is not None else [None] * len(ids)):
+        for query, row_ids, row_dist, row_prob in zip(queries, ids, dist if dist is not None else [None] * len(ids), prob):
             for rank, node in enumerate(row_ids[row_ids >= 0]):
                 product = products.iloc[int(node)]
                 distance = float(row_dist[rank]) if row_dist is not None else math.nan
-                probability = _sigmoid(shift - distance) if row_dist is not None else float(row_prob[rank])
+                probability = float(row_prob[rank])
                 rows.append({
                     "query": query,
                     "rank": rank + 1,
@@ -357,10 +382,6 @@ def to_json(table: pd.DataFrame) -> str:
     return json.dumps(json.loads(table.to_json(orient="records", double_precision=10)), indent=2)
 
 
-def _sigmoid(value: float) -> float:
-    return 1.0 / (1.0 + math.exp(-value)) if value >= 0 else math.exp(value) / (1.0 + math.exp(value))
-
-
 def _text(value) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -377,23 +398,3 @@ def _graph_fingerprint(run: Run) -> str:
     digest = hashlib.sha256("\n".join(map(str, run.graph.asins)).encode())
     digest.update(str(run.graph.features.shape if run.graph.features is not None else None).encode())
     return "memory-" + digest.hexdigest()
-
-
-class _progress:
-    """A rich progress bar, or None when quiet or not writing to a terminal."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.bar = None
-        if not quiet and sys.stderr.isatty():
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=True)
-
-    def __enter__(self):
-        if self.bar is not None:
-            self.bar.__enter__()
-        return self.bar
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)

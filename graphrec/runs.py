@@ -17,14 +17,14 @@ While training, ``.<name>.partial/checkpoint.pt`` holds the latest epoch's model
 optimiser state (the hook a ``--resume`` option would start from); it is removed on commit.
 
 >>> run = load_run("graphrec-sample/runs/mahalanobis-k10")
->>> run.model.predict_proba(run.graph, torch.tensor([[0, 1]]))
+>>> run.model.predict_proba(run.inputs, torch.tensor([[0, 1]]))
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +33,14 @@ from typing import Any
 import torch
 
 from graphrec.errors import DataError, UsageError
+from graphrec.fs import atomic_write, swap_into_place, write_json_atomic
 from graphrec.graph import Graph, load_graph, manifest_checksum
-from graphrec.models import LinkModel, model_class
+from graphrec.inputs import node_inputs
+from graphrec.models import LinkModel, NodeInputs, get_model
 
 __all__ = [
     "CONFIG", "MODEL", "HISTORY", "METRICS", "CURVE", "CHECKPOINT",
-    "Run", "RunWriter", "load_run", "load_model", "graph_checksum", "write_json_atomic",
+    "Run", "RunWriter", "load_run", "load_model", "graph_checksum",
 ]
 
 CONFIG, MODEL, HISTORY, METRICS, CURVE, CHECKPOINT = "config.json", "model.pt", "history.csv", "metrics.json", "curve.png", "checkpoint.pt"
@@ -53,6 +55,11 @@ class Run:
     model: LinkModel
     graph: Graph
     metrics: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def inputs(self) -> NodeInputs:
+        """The graph's model inputs (:func:`graphrec.inputs.node_inputs`), built once."""
+        return node_inputs(self.graph)
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -72,29 +79,13 @@ def graph_checksum(graph: Graph) -> str | None:
         return None
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-
 def load_model(run_dir: str | Path, config: dict | None = None) -> LinkModel:
     """Rebuild the model of a RUN_DIR from ``config.json`` + ``model.pt`` (eval mode)."""
     path = Path(run_dir)
     config = config if config is not None else _read_config(path)
-    cls = model_class(config["decoder"])
+    cls = get_model(config["decoder"])
     try:
-        model = cls(**config.get("model", {}))
+        model = cls.from_hparams(config.get("model", {}))
     except (TypeError, ValueError) as error:
         raise DataError(f"{path / CONFIG} does not describe a valid {config['decoder']} model ({error}); train the run again.") from None
     try:
@@ -205,10 +196,7 @@ class RunWriter:
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Atomically replace ``checkpoint.pt`` (tensors and plain Python values only)."""
-        target = self.tmp / CHECKPOINT
-        scratch = self.tmp / f".{CHECKPOINT}.tmp"
-        torch.save(state, scratch)
-        os.replace(scratch, target)
+        atomic_write(self.tmp / CHECKPOINT, lambda tmp: torch.save(state, tmp))
 
     def write_config(self, config: dict) -> None:
         write_json_atomic(self.tmp / CONFIG, config)
@@ -217,9 +205,8 @@ class RunWriter:
         write_json_atomic(self.tmp / METRICS, metrics)
 
     def write_model(self, model: LinkModel) -> None:
-        scratch = self.tmp / f".{MODEL}.tmp"
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, scratch)
-        os.replace(scratch, self.tmp / MODEL)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        atomic_write(self.tmp / MODEL, lambda tmp: torch.save(state, tmp))
 
     def write_history(self, rows: list[dict[str, float]]) -> None:
         names = list(rows[0]) if rows else ["epoch"]
@@ -231,14 +218,7 @@ class RunWriter:
     def commit(self) -> Path:
         """Drop the checkpoint and rename the finished run into place."""
         (self.tmp / CHECKPOINT).unlink(missing_ok=True)
-        if self.final.exists():
-            old = self.final.parent / f".{self.final.name}.old-{os.getpid()}"
-            os.replace(self.final, old)
-            os.replace(self.tmp, self.final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.final)
-        return self.final
+        return swap_into_place(self.tmp, self.final)
 
     def discard(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)

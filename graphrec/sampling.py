@@ -23,6 +23,7 @@ any split, either its nearest neighbours in raw feature space (hard negatives,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ __all__ = [
     "fresh_negatives",
     "AuxiliaryRelation",
     "auxiliary_relation",
+    "message_edges",
     "query_partners",
     "knn_candidates",
     "nearest_rows",
@@ -106,11 +108,6 @@ class PairSplit:
     test_labels: Tensor
 
     @property
-    def train_nodes(self) -> Tensor:
-        """Nodes that appear in a training pair (preprocessing statistics come from these only)."""
-        return torch.unique(self.train_pairs)
-
-    @property
     def held_out_keys(self) -> Tensor:
         """Sorted keys of every validation and test pair (both labels)."""
         return torch.cat([pair_keys(self.val_pairs, self.num_nodes), pair_keys(self.test_pairs, self.num_nodes)]).unique()
@@ -123,12 +120,14 @@ class PairSplit:
         return {"train": len(self.train_pairs), "val": len(self.val_pairs), "test": len(self.test_pairs)}
 
 
-def split_pairs(graph: Graph, relation: str = "also_bought", seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), max_train: int = MAX_TRAIN_PAIRS) -> PairSplit:
+def split_pairs(graph: Graph, relation: str = "also_bought", seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                max_train: int = MAX_TRAIN_PAIRS) -> PairSplit:
     """The paper's labelled pairs and 80/10/10 split for ``relation``, fixed by ``seed``."""
     edges = graph.edge_index(relation)  # [2, E], row < col, unique
     num_nodes = graph.num_nodes
     if edges.shape[1] < MIN_EDGES:
-        raise DataError(f"the relation {relation!r} of {graph.path} has {edges.shape[1]} edges; at least {MIN_EDGES} are needed to split train/validation/test.")
+        raise DataError(f"the relation {relation!r} of {graph.path} has {edges.shape[1]} edges; "
+                        f"at least {MIN_EDGES} are needed to split train/validation/test.")
     generator = torch.Generator().manual_seed(seed)
     positives = edges.t().contiguous()
     edge_keys = pair_keys(positives, num_nodes).sort().values
@@ -185,6 +184,23 @@ def auxiliary_relation(graph: Graph, split: PairSplit, relation: str, max_edges:
         pick = torch.randperm(len(edges), generator=torch.Generator().manual_seed(split.seed))[:max_edges]
         edges = edges[pick.sort().values]
     return AuxiliaryRelation(relation, split.num_nodes, edges, exclude)
+
+
+def message_edges(graph: Graph, split: PairSplit, relations: Sequence[str] = ()) -> Tensor:
+    """The message-passing graph of a collaborative encoder: ``[2, E]``, each undirected
+    edge once (row < col). It holds the split's training positives and the edges of the
+    other ``relations``, minus every validation and test pair of the split (an edge or a
+    non-edge there): a held-out pair never reaches the encoder, whichever relation lists it."""
+    parts = [split.train_positives]
+    held_out = split.held_out_keys
+    for relation in relations:
+        if relation == split.relation:
+            continue  # its training edges are in already; its other edges are held out
+        edges = graph.edge_index(relation).t()
+        parts.append(edges[~torch.isin(pair_keys(edges, split.num_nodes), held_out)])
+    pairs = torch.cat(parts)
+    keys = torch.unique(pair_keys(pairs, split.num_nodes))
+    return torch.stack([keys // split.num_nodes, keys % split.num_nodes])
 
 
 @dataclass

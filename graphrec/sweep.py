@@ -4,27 +4,26 @@
 >>> table = sweep("graph/", decoders=["mahalanobis", "fm"], ks=[1, 10, 100], out_dir="sweep/")
 
 Writes ``sweep.csv``, ``sweep.md`` and ``accuracy_vs_k.png`` into ``out_dir`` and every
-run under ``out_dir/runs/<decoder>-k<k>``. Decoders without a K (wnn, euclidean,
-category-tree) are trained once and shown with K "-".
+run under ``out_dir/runs/<decoder>-k<k>``. Decoders without a K (``has_k`` False in the
+model registry: wnn, euclidean, category-tree) are trained once and shown with K "-".
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
 
 from graphrec.errors import UsageError
+from graphrec.fs import atomic_write
 from graphrec.graph import Graph, load_graph
-from graphrec.models import model_class
+from graphrec.models import get_model
 from graphrec.sample import WORK_DIR, WORK_GRAPH
 from graphrec.train import train
 
-__all__ = ["K_DECODERS", "sweep", "sweep_row", "to_markdown", "plot_sweep"]
+__all__ = ["sweep", "sweep_row", "to_markdown", "plot_sweep"]
 
-K_DECODERS = ("mahalanobis", "fm")  # decoders whose size is set by K
 COLUMNS = ["decoder", "k", "accuracy", "auc", "hit@10", "mrr", "ndcg@10", "hit@10 (random)", "train_seconds", "best_epoch"]
 
 
@@ -33,8 +32,8 @@ def sweep_row(metrics: dict[str, Any]) -> dict[str, Any]:
     test = metrics["test"]
     rand = metrics.get("test_random_candidates") or {}
     return {
-        "decoder": metrics["decoder"],
-        "k": metrics["k"] if metrics["decoder"] in K_DECODERS else None,
+        "decoder": metrics["decoder"] + (f" ({metrics['encoder']})" if metrics.get("encoder") not in (None, "linear") else ""),
+        "k": metrics["k"] if get_model(metrics["decoder"]).has_k else None,
         "accuracy": test["accuracy"],
         "auc": test["auc"],
         "hit@10": test.get("hit@10"),
@@ -84,10 +83,24 @@ def plot_sweep(table: pd.DataFrame, path: Path, title: str = "test accuracy agai
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
-    os.replace(tmp, path)
+
+
+def _check_ks(graph: Graph, decoders: Sequence[str], ks: Sequence[int], encoder: str | None) -> None:
+    """Every K of the list checked before anything is trained: a K above the feature
+    dimension of a decoder that projects features is a :class:`UsageError` now, not after
+    the runs with smaller K."""
+    if graph.features is None:
+        return
+    dim = graph.features.shape[1]
+    for decoder in decoders:
+        cls = get_model(decoder)
+        options = cls.with_defaults({"encoder": encoder} if encoder and decoder == "mahalanobis" else {}, True)
+        too_large = [k for k in ks if k > dim]
+        if cls.has_k and cls.is_metric and cls.needs_features_for(options) and too_large:
+            raise UsageError(f"K = {too_large[0]} is larger than the feature dimension {dim} of {graph.path} (needed by "
+                             f"{decoder}); choose K values up to {dim}. Nothing was trained.")
 
 
 def sweep(
@@ -104,27 +117,32 @@ def sweep(
 ) -> pd.DataFrame:
     """Train each decoder at each K (once for K-free decoders); returns the table."""
     for decoder in decoders:
-        model_class(decoder)  # unknown names fail before any training
+        get_model(decoder)  # unknown names fail before any training
     if not ks:
         raise UsageError("give at least one K (e.g. --k 1 10 100).")
+    if not decoders:
+        raise UsageError("give at least one decoder (e.g. --decoder mahalanobis fm).")
     graph = graph if isinstance(graph, Graph) else load_graph(graph if graph is not None else WORK_GRAPH)
+    _check_ks(graph, decoders, ks, train_options.get("encoder"))
     out = Path(out_dir) if out_dir is not None else WORK_DIR / "sweep"
     out.mkdir(parents=True, exist_ok=True)
     say = echo if echo is not None else (lambda line: None) if quiet else print
     rows = []
     for decoder in decoders:
-        for k in (ks if decoder in K_DECODERS else ks[:1]):
-            name = f"{decoder}-k{k}" if decoder in K_DECODERS else decoder
+        has_k = get_model(decoder).has_k
+        encoder = train_options.get("encoder") if decoder == "mahalanobis" else None
+        label = decoder if encoder in (None, "linear") else f"{decoder}-{encoder}"
+        for k in (ks if has_k else ks[:1]):
+            name = f"{label}-k{k}" if has_k else label
             say(f"== {name}")
+            options = train_options if decoder == "mahalanobis" else {key: v for key, v in train_options.items() if key != "encoder"}
             run = train(graph, decoder=decoder, k=k, relation=relation, seed=seed, out_dir=out / "runs" / name,
-                        quiet=quiet, force=force, echo=echo, **train_options)
+                        quiet=quiet, force=force, echo=echo, **options)
             rows.append(sweep_row(run.metrics))
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["k"] = table["k"].astype("Int64")
     for name, writer in (("sweep.csv", lambda p: table.to_csv(p, index=False)), ("sweep.md", lambda p: p.write_text(to_markdown(table)))):
         target = out / name
-        tmp = out / f".{name}.tmp"
-        writer(tmp)
-        os.replace(tmp, target)
+        atomic_write(target, writer)
     plot_sweep(table, out / "accuracy_vs_k.png")
     return table

@@ -9,17 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_train import write_graph_dir
 from typer.testing import CliRunner
 
 from graphrec.cli import app
 from graphrec.errors import DataError, UsageError
 from graphrec.evaluate import roc_auc
 from graphrec.graph import Graph
-from graphrec.models import MahalanobisModel
+from graphrec.inputs import node_inputs
+from graphrec.models import LinearEncoder, MahalanobisModel, NodeInputs
 from graphrec.models.heads import RelationHeads
 from graphrec.sampling import auxiliary_relation, pair_keys, split_pairs
-from graphrec.train import _shared_style_logits, link_loss, train
-from test_train import write_graph_dir
+from graphrec.train import link_loss, train
+from graphrec.training.objective import shared_style_logits
 
 
 def two_relation_graph(n: int = 300, main_edges: int = 100, seed: int = 0, dim: int = 16) -> Graph:
@@ -77,23 +79,23 @@ def test_auxiliary_relation_refuses_the_main_relation_and_an_empty_one():
 
 def test_shared_style_logits_match_the_model_and_the_heads():
     torch.manual_seed(0)
-    model = MahalanobisModel(feature_dim=6, k=3, preprocessing="sqrt")
+    model = MahalanobisModel(LinearEncoder(feature_dim=6, k=3, preprocessing="sqrt"))
     heads = RelationHeads(["also_viewed"], k=3, shift=0.5)
     with torch.no_grad():
         heads.maps[0].copy_(torch.randn(3, 3))
     raw = torch.rand(10, 6)
-    inputs = model.prepare_rows(raw.clone())  # training inputs: square-rooted once (the default preprocessing)
+    inputs = model.training_inputs(NodeInputs.from_arrays(raw))  # training inputs: square-rooted once (the default preprocessing)
     assert not torch.allclose(inputs, raw)
     part = torch.tensor([[0, 1], [2, 3]])
     aux_pairs, aux_labels = torch.tensor([[4, 5], [6, 9], [7, 8]]), torch.tensor([1.0, 0.0, 1.0])
-    logits, aux_loss = _shared_style_logits(model, heads, inputs, part, [(aux_pairs, aux_labels)], 0.0)
+    logits, aux_loss = shared_style_logits(model, heads, inputs, part, [(aux_pairs, aux_labels)], 0.0)
     assert torch.allclose(logits, model.logits(inputs, part))
-    style = model.embed(raw)
+    style = model.embed_features(raw)
     diff = (style[aux_pairs[:, 0]] - style[aux_pairs[:, 1]]) @ heads.maps[0]
     want = link_loss(0.5 - (diff * diff).sum(-1), aux_labels) / 3
     assert torch.allclose(aux_loss, want)
     aux_loss.backward()  # the auxiliary loss alone moves the shared projection
-    assert model.Y.grad is not None and model.Y.grad.abs().sum() > 0
+    assert model.encoder.Y.grad is not None and model.encoder.Y.grad.abs().sum() > 0
 
 
 def test_a_dense_auxiliary_relation_teaches_a_sparse_main_one(tmp_path):
@@ -108,8 +110,8 @@ def test_a_dense_auxiliary_relation_teaches_a_sparse_main_one(tmp_path):
         graph = two_relation_graph(seed=seed)
         alone = train(graph, seed=seed, out_dir=tmp_path / f"alone{seed}", **settings)
         shared = train(graph, seed=seed, aux_relations=["also_viewed"], out_dir=tmp_path / f"shared{seed}", **settings)
-        auc_alone = roc_auc(alone.model.predict_proba(unseen, pairs), labels)
-        auc_shared = roc_auc(shared.model.predict_proba(unseen, pairs), labels)
+        auc_alone = roc_auc(alone.model.predict_proba(node_inputs(unseen), pairs), labels)
+        auc_shared = roc_auc(shared.model.predict_proba(node_inputs(unseen), pairs), labels)
         assert auc_shared > auc_alone + 0.02, (seed, auc_alone, auc_shared)  # measured: +0.04 for both seeds
     config = json.loads((tmp_path / "shared0" / "config.json").read_text())
     assert config["aux_relations"] == ["also_viewed"] and config["aux_weight"] == 1.0
@@ -137,7 +139,7 @@ def test_interrupted_training_with_auxiliary_relations_resumes_exactly(tmp_path,
     resumed = train(graph, out_dir=tmp_path / "run", resume=True, **settings)
     for key in ("val", "test"):
         assert resumed.metrics[key] == reference.metrics[key]
-    assert torch.equal(resumed.model.Y, reference.model.Y)
+    assert torch.equal(resumed.model.encoder.Y, reference.model.encoder.Y)
 
 
 def test_bad_auxiliary_requests_are_usage_errors(tmp_path):

@@ -24,7 +24,7 @@ from graphrec.graph import build_graph, load_graph, manifest_checksum
 from graphrec.io.features import BinaryFeatureWriter
 from graphrec.io.images import ImageTooLarge, open_image
 from graphrec.io.metadata import MetadataReader
-from graphrec.models import MahalanobisModel
+from graphrec.models import LinearEncoder, MahalanobisModel
 from graphrec.runs import RunWriter
 
 runner = CliRunner()
@@ -412,7 +412,7 @@ def run_setup(tmp_path):
     meta = write_meta(tmp_path / "meta.json.gz", lines)
     b = write_b(tmp_path / "f.b", [asin(i) for i in range(12)], features_for(12))
     graph_dir = build_graph(meta, tmp_path / "graph", b, feature_dim=DIM, quiet=True).path
-    model = MahalanobisModel(feature_dim=DIM, k=3, seed=1)
+    model = MahalanobisModel(LinearEncoder(feature_dim=DIM, k=3, seed=1))
     writer = RunWriter(tmp_path / "run")
     writer.write_config({"decoder": model.name, "k": 3, "relation": "also_bought", "seed": 1, "graph": str(graph_dir),
                          "graph_checksum": manifest_checksum(graph_dir), "model": model.hparams()})

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from graphrec.cli import app
 from graphrec.graph import build_graph, manifest_checksum
 from graphrec.io.features import BinaryFeatureWriter
-from graphrec.models import MahalanobisModel
+from graphrec.models import LinearEncoder, MahalanobisModel
 from graphrec.recommend import Recommender
 from graphrec.runs import RunWriter
 
@@ -52,9 +52,9 @@ def write_catalogue(root, n=N, features=None, dim=16, sidecar=None, images=None,
 
 
 def write_run(root, graph_dir, feature_dim, k=4):
-    model = MahalanobisModel(feature_dim=feature_dim, k=k, seed=5)
+    model = MahalanobisModel(LinearEncoder(feature_dim=feature_dim, k=k, seed=5))
     with torch.no_grad():
-        model.shift.fill_(3.0)
+        model.decoder.shift.fill_(3.0)
     writer = RunWriter(root / "run")
     writer.write_config({"decoder": model.name, "k": k, "relation": "also_bought", "seed": 5, "graph": str(graph_dir),
                          "graph_checksum": manifest_checksum(graph_dir), "model": model.hparams()})

@@ -12,7 +12,8 @@ import torch
 
 from graphrec.errors import UsageError
 from graphrec.graph import Graph
-from graphrec.models import MahalanobisModel
+from graphrec.inputs import node_inputs
+from graphrec.models import LinearEncoder, MahalanobisModel
 from graphrec.recommend import COLUMNS, Recommender, category_mask
 from graphrec.runs import RunWriter
 
@@ -43,11 +44,12 @@ def make_graph(n: int = N, features: np.ndarray | None = None, image_paths=None,
 
 
 def make_run(tmp_path, graph: Graph, k: int = K, name: str = "run"):
-    model = MahalanobisModel(feature_dim=graph.feature_dim, k=k, seed=3)
+    model = MahalanobisModel(LinearEncoder(feature_dim=graph.feature_dim, k=k, seed=3))
     with torch.no_grad():
-        model.shift.fill_(2.5)
+        model.decoder.shift.fill_(2.5)
     writer = RunWriter(tmp_path / name)
-    writer.write_config({"decoder": model.name, "k": k, "relation": "also_bought", "seed": 3, "graph": "<memory>", "graph_checksum": None, "model": model.hparams()})
+    writer.write_config({"decoder": model.name, "k": k, "relation": "also_bought", "seed": 3, "graph": "<memory>", "graph_checksum": None,
+                         "model": model.hparams()})
     writer.write_model(model)
     return writer.commit()
 
@@ -69,7 +71,7 @@ def test_neighbours_exclude_query_sorted_and_exact(rec, graph):
     assert table["rank"].tolist() == list(range(1, 9))
     assert table["distance"].is_monotonic_increasing
     # the same as brute force in the style space
-    style = rec.model.embed(torch.from_numpy(np.asarray(graph.features, dtype=np.float32))).detach().numpy()
+    style = rec.model.embed_features(torch.from_numpy(np.asarray(graph.features, dtype=np.float32))).detach().numpy()
     d = ((style - style[7]) ** 2).sum(1)
     d[7] = np.inf
     assert table["asin"].tolist() == [graph.asins[i] for i in np.argsort(d)[:8]]
@@ -80,9 +82,9 @@ def test_neighbours_exclude_query_sorted_and_exact(rec, graph):
 def test_probability_is_the_models_prediction(rec, graph):
     table = rec.neighbours("B000000011", k=10)
     pairs = torch.tensor([[11, graph.index_of(a)] for a in table["asin"]])
-    expected = rec.model.predict_proba(graph, pairs).numpy()
+    expected = rec.model.predict_proba(node_inputs(graph), pairs).numpy()
     np.testing.assert_allclose(table["probability"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
-    shift = float(rec.model.shift.detach())
+    shift = float(rec.model.decoder.shift.detach())
     np.testing.assert_allclose(table["probability"], 1 / (1 + np.exp(-(shift - table["distance"]))), rtol=1e-6)
     assert table["probability"].is_monotonic_decreasing
 
@@ -148,7 +150,7 @@ def test_index_is_cached_and_invalidated(tmp_path, graph):
     stamp = cached.stat().st_mtime_ns
     Recommender.load(run_dir, graph=graph)
     assert cached.stat().st_mtime_ns == stamp  # reused
-    retrained = MahalanobisModel(feature_dim=F, k=K, seed=99)
+    retrained = MahalanobisModel(LinearEncoder(feature_dim=F, k=K, seed=99))
     torch.save(retrained.state_dict(), run_dir / "model.pt")
     again = Recommender.load(run_dir, graph=graph)
     assert not np.allclose(again.style, first.style)
@@ -174,7 +176,7 @@ def test_fm_scores_candidates_with_the_model(tmp_path, graph):
     from graphrec.models.fm import FactorizationMachine
 
     pairs = graph.edge_index("also_bought").T.contiguous()
-    model = FactorizationMachine.build(graph, pairs, torch.ones(len(pairs)), k=4, seed=1)
+    model = FactorizationMachine.build(node_inputs(graph), pairs, torch.ones(len(pairs)), k=4, seed=1)
     with torch.no_grad():  # give the untrained embeddings a spread so scores differ
         model.embedding.normal_(0, 0.5, generator=torch.Generator().manual_seed(2))
         model.bias.normal_(0, 0.5, generator=torch.Generator().manual_seed(3))
@@ -189,7 +191,7 @@ def test_fm_scores_candidates_with_the_model(tmp_path, graph):
     # brute force over every allowed candidate
     known = set(map(tuple, graph.edge_index("also_bought").T.tolist()))
     allowed = [j for j in np.flatnonzero(category_mask(graph, "Clothing|Men")) if j != 4 and (min(4, j), max(4, j)) not in known]
-    scores = rec.model.predict_proba(graph, torch.tensor([[4, j] for j in allowed])).numpy()
+    scores = rec.model.predict_proba(node_inputs(graph), torch.tensor([[4, j] for j in allowed])).numpy()
     best = np.argsort(-scores, kind="stable")[:7]
     assert table["asin"].tolist() == [graph.asins[allowed[i]] for i in best]
     np.testing.assert_allclose(table["probability"], scores[best], rtol=1e-5)

@@ -17,8 +17,9 @@ import torch
 
 from graphrec.datasets.synthetic import generate_catalogue
 from graphrec.graph import build_graph, load_graph
-from graphrec.models import MahalanobisModel
-from graphrec.models.base import PreparedRows
+from graphrec.inputs import node_inputs
+from graphrec.models import LinearEncoder, MahalanobisModel
+from graphrec.models.inputs import PreparedRows
 from graphrec.sampling import split_pairs
 
 DIM = 32
@@ -40,7 +41,7 @@ def graph_dir(catalogue, tmp_path_factory):
 def model(graph_dir):
     graph = load_graph(graph_dir)
     split = split_pairs(graph, "also_bought", seed=0)
-    return MahalanobisModel.build(graph, split.train_pairs, split.train_labels, k=4, seed=0).eval()
+    return MahalanobisModel.build(node_inputs(graph), split.train_pairs, split.train_labels, k=4, seed=0).eval()
 
 
 def _digest(path: Path) -> str:
@@ -80,33 +81,34 @@ def test_memory_mapped_features_give_the_same_predictions(graph_dir, model):
     mapped, loaded = load_graph(graph_dir, mmap=True), load_graph(graph_dir, mmap=False)
     assert isinstance(mapped.features, np.memmap) and not isinstance(loaded.features, np.memmap)
     pairs = torch.randint(0, mapped.num_nodes, (500, 2), generator=torch.Generator().manual_seed(1))
-    assert torch.equal(model.predict_proba(mapped, pairs), model.predict_proba(loaded, pairs))
+    assert torch.equal(model.predict_proba(node_inputs(mapped), pairs), model.predict_proba(node_inputs(loaded), pairs))
 
 
 def test_chunked_embedding_matches_one_shot(graph_dir, model, monkeypatch):
-    """embed_nodes streams 7 rows at a time from the memory map; same as one matrix product."""
-    import graphrec.models.base as base
+    """styles() streams 7 rows at a time from the memory map; same as one matrix product."""
+    import graphrec.models.encoders as encoders
 
     graph = load_graph(graph_dir)
     with torch.no_grad():
-        whole = model.embed(torch.from_numpy(np.asarray(graph.features, dtype=np.float32)))
-    monkeypatch.setattr(base, "ROW_CHUNK", 7)
-    chunked = model.embed_nodes(graph)
+        whole = model.embed_features(torch.from_numpy(np.asarray(graph.features, dtype=np.float32)))
+    monkeypatch.setattr(encoders, "ROW_CHUNK", 7)
+    chunked = model.styles(node_inputs(graph))
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
     # the rows of a sorted subset come back in the requested (unsorted) order
     nodes = torch.tensor([5, 250, 3, 3, 120])
-    torch.testing.assert_close(model.embed_nodes(graph, nodes), whole[nodes], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.styles(node_inputs(graph), nodes), whole[nodes], rtol=1e-5, atol=1e-5)
 
 
 def test_feature_rows_in_chunks(graph_dir, monkeypatch):
-    import graphrec.models.base as base
+    import graphrec.models.inputs as model_inputs
 
     graph = load_graph(graph_dir)
     nodes = torch.randperm(graph.num_nodes, generator=torch.Generator().manual_seed(2))[:100]
     expected = torch.from_numpy(np.asarray(graph.features, dtype=np.float32))[nodes]
-    monkeypatch.setattr(base, "ROW_CHUNK", 9)
-    assert torch.equal(base.feature_rows(graph, nodes), expected)
-    assert torch.equal(base.feature_rows(graph, None, dtype=torch.float16), torch.from_numpy(np.array(graph.features)))
+    monkeypatch.setattr(model_inputs, "ROW_CHUNK", 9)
+    features = node_inputs(graph).features
+    assert torch.equal(features.rows(nodes), expected)
+    assert torch.equal(features.rows(None, dtype=torch.float16), torch.from_numpy(np.array(graph.features)))
 
 
 def test_neighbours_index_embeds_in_chunks(graph_dir, tmp_path, monkeypatch):
@@ -118,7 +120,7 @@ def test_neighbours_index_embeds_in_chunks(graph_dir, tmp_path, monkeypatch):
 
     run = train(graph_dir, decoder="mahalanobis", k=4, epochs=1, out_dir=tmp_path / "run", quiet=True, max_queries=20, candidates=10)
     graph = run.graph
-    whole = run.model.embed(torch.from_numpy(np.asarray(graph.features, dtype=np.float32))).detach().numpy()
+    whole = run.model.embed_features(torch.from_numpy(np.asarray(graph.features, dtype=np.float32))).detach().numpy()
     monkeypatch.setattr(recommend, "EMBED_CHUNK", 11)
     rec = Recommender.load(run.path, cache=False, approx=False)
     np.testing.assert_allclose(rec.style, whole, rtol=1e-5, atol=1e-5)
@@ -159,39 +161,37 @@ def test_knn_candidates_do_not_depend_on_the_chunk(graph_dir, monkeypatch):
 def test_validation_scores_with_one_projection_per_epoch(graph_dir, model):
     """Scoring many pairs projects every row once (S = XY in row chunks) and gathers: the
     same logits as scoring chunk by chunk."""
-    from graphrec.models.base import feature_rows
-    from graphrec.train import _chunked_logits
-
     graph = load_graph(graph_dir)
-    inputs = feature_rows(graph, None)
+    inputs = node_inputs(graph).features.rows(None)
     pairs = torch.randint(0, graph.num_nodes, (2000, 2), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         per_chunk = torch.cat([model.logits(inputs, pairs[s : s + 100]) for s in range(0, len(pairs), 100)])
-    once = _chunked_logits(model, inputs, pairs, chunk=100)  # 2000 pairs > 100 and touch most of 300 rows
+    once = model.all_logits(inputs, pairs, chunk=100)  # 2000 pairs > 100 and touch most of 300 rows
     torch.testing.assert_close(once, per_chunk, rtol=1e-5, atol=1e-5)
 
 
 def test_training_from_the_memory_map_matches_in_memory(graph_dir, tmp_path, monkeypatch):
     """Above IN_MEMORY_LIMIT training reads mini-batch rows from the float16 memory map
     instead of a float32 copy: the same history and weights (float16 -> float32 is exact)."""
+    import graphrec.models.encoders as encoders
     import graphrec.train as train_module
 
     def run(limit, name):
-        monkeypatch.setattr(train_module, "IN_MEMORY_LIMIT", limit)
+        monkeypatch.setattr(encoders, "IN_MEMORY_LIMIT", limit)
         return train_module.train(graph_dir, decoder="mahalanobis", k=4, epochs=2, out_dir=tmp_path / name,
                                   quiet=True, max_queries=20, candidates=10)
 
     graph = load_graph(graph_dir)
-    model = MahalanobisModel(DIM, 2, preprocessing="max")
-    copied = train_module._training_inputs(model, graph)
+    model = MahalanobisModel(LinearEncoder(DIM, 2, preprocessing="max"))
+    copied = model.training_inputs(node_inputs(graph))
     assert copied.dtype == torch.float32 and copied.data_ptr() != graph.features.ctypes.data
-    monkeypatch.setattr(train_module, "IN_MEMORY_LIMIT", 0)
-    mapped_inputs = train_module._training_inputs(model, graph)
+    monkeypatch.setattr(encoders, "IN_MEMORY_LIMIT", 0)
+    mapped_inputs = model.training_inputs(node_inputs(graph))
     assert mapped_inputs.dtype == torch.float16 and mapped_inputs.data_ptr() == graph.features.ctypes.data  # no copy
     # square-rooted features (the default) are prepared as mini-batches read them, still without a copy
-    rooted = train_module._training_inputs(MahalanobisModel(DIM, 2, preprocessing="sqrt"), graph)
+    rooted = MahalanobisModel(LinearEncoder(DIM, 2, preprocessing="sqrt")).training_inputs(node_inputs(graph))
     assert isinstance(rooted, PreparedRows) and rooted.rows.data_ptr() == graph.features.ctypes.data
-    want = MahalanobisModel(DIM, 2, preprocessing="sqrt").prepare(mapped_inputs[torch.tensor([3, 1])])
+    want = LinearEncoder(DIM, 2, preprocessing="sqrt").prepare(mapped_inputs[torch.tensor([3, 1])])
     assert torch.equal(rooted[torch.tensor([3, 1])], want)
     in_memory, mapped = run(1 << 40, "in-memory"), run(0, "mapped")
     for key, value in in_memory.model.state_dict().items():

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from graphrec.errors import UsageError
-from graphrec.graph import FORMAT_VERSION, Graph, load_graph
+from graphrec.graph import FORMAT_VERSION, Graph
+from graphrec.inputs import node_inputs
 from graphrec.runs import load_run
 from graphrec.train import train
 
@@ -79,7 +80,7 @@ def test_run_dir_holds_the_contract_files(trained):
     assert set(metrics["val"]) >= {"accuracy", "auc"}
     assert set(metrics["test"]) >= {"accuracy", "auc", "hit@10", "mrr", "ndcg@10"}
     state = torch.load(run.path / "model.pt", weights_only=True)
-    assert set(state) == {"Y", "shift", "scale"}
+    assert set(state) == {"encoder.Y", "decoder.shift", "encoder.scale"}  # the encoder/decoder split
     history = (run.path / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,loss,train_accuracy,val_accuracy")
     assert len(history) - 1 == metrics["epochs_run"]
@@ -90,11 +91,11 @@ def test_saved_run_reloads_to_identical_predictions(trained):
     loaded = load_run(run.path)
     assert not loaded.model.training
     pairs = torch.tensor([[0, 1], [5, 9], [10, 150], [3, 3]])
-    assert torch.equal(loaded.model.predict_proba(loaded.graph, pairs), run.model.predict_proba(run.graph, pairs))
+    assert torch.equal(loaded.model.predict_proba(loaded.inputs, pairs), run.model.predict_proba(run.inputs, pairs))
     x = torch.from_numpy(np.asarray(loaded.graph.features[[0, 1]], dtype=np.float32))
-    s = loaded.model.embed(x)
-    direct = torch.sigmoid(loaded.model.shift - ((s[0] - s[1]) ** 2).sum())
-    assert loaded.model.predict_proba(loaded.graph, pairs[:1]).item() == pytest.approx(direct.item(), rel=1e-6)
+    s = loaded.model.embed_features(x)
+    direct = torch.sigmoid(loaded.model.decoder.shift - ((s[0] - s[1]) ** 2).sum())
+    assert loaded.model.predict_proba(loaded.inputs, pairs[:1]).item() == pytest.approx(direct.item(), rel=1e-6)
 
 
 def test_changed_graph_is_refused(trained, tmp_path):
@@ -118,7 +119,7 @@ def test_fm_and_category_tree_train_without_features(tmp_path):
         assert run.metrics["test"]["hit@10"] is None  # no features: no nearest-neighbour candidates
         reloaded = load_run(tmp_path / decoder, graph=graph)
         pairs = torch.tensor([[0, 1], [2, 3]])
-        assert torch.equal(reloaded.model.predict_proba(graph, pairs), run.model.predict_proba(graph, pairs))
+        assert torch.equal(reloaded.model.predict_proba(node_inputs(graph), pairs), run.model.predict_proba(node_inputs(graph), pairs))
 
 
 def test_bad_requests_are_usage_errors(tmp_path):
@@ -163,6 +164,7 @@ def test_noise_floor_is_recorded_and_checked(tmp_path):
 def test_negatives_per_edge_are_drawn_fresh_and_recorded(tmp_path, monkeypatch):
     import graphrec.train as train_module
     from graphrec.sampling import fresh_negatives, pair_keys, split_pairs
+    from graphrec.training import loop
 
     drawn: list[torch.Tensor] = []
 
@@ -171,7 +173,7 @@ def test_negatives_per_edge_are_drawn_fresh_and_recorded(tmp_path, monkeypatch):
         drawn.append(pairs)
         return pairs
 
-    monkeypatch.setattr(train_module, "fresh_negatives", recording)
+    monkeypatch.setattr(loop, "fresh_negatives", recording)
     run = train(easy_graph(), decoder="mahalanobis", k=2, epochs=3, patience=0, negatives=3, weight_decay=1e-3, out_dir=tmp_path / "r", quiet=True)
     config = json.loads((run.path / "config.json").read_text())
     split_negatives = int((split_pairs(easy_graph(), "also_bought", 0).train_labels == 0).sum())
@@ -202,7 +204,7 @@ def test_several_weight_decays_keep_the_best_on_validation(tmp_path):
     assert json.loads((run.path / "config.json").read_text())["weight_decay"] == [1e-3, 0.3, 30.0]
     single = train(easy_graph(), decoder="mahalanobis", k=2, epochs=6, lr=0.02, batch_size=128, weight_decay=best["weight_decay"],
                    out_dir=tmp_path / "single", quiet=True)
-    assert torch.equal(single.model.Y, run.model.Y)  # the kept fit is exactly the single-decay run
+    assert torch.equal(single.model.encoder.Y, run.model.encoder.Y)  # the kept fit is exactly the single-decay run
     assert "weight_decay_search" not in single.metrics
     with pytest.raises(UsageError, match="--weight-decay"):
         train(easy_graph(), decoder="mahalanobis", weight_decay=[1e-3, -1.0], out_dir=tmp_path / "bad", quiet=True)
@@ -210,7 +212,7 @@ def test_several_weight_decays_keep_the_best_on_validation(tmp_path):
 
 def test_an_interrupted_weight_decay_search_resumes_without_refitting(tmp_path, monkeypatch):
     import graphrec.runs as runs
-    import graphrec.train as train_module
+    from graphrec.training import loop
 
     options = dict(decoder="mahalanobis", k=2, epochs=4, lr=0.02, batch_size=128, patience=0, weight_decay=[1e-3, 0.3], quiet=True)
     reference = train(easy_graph(), out_dir=tmp_path / "reference", **options)
@@ -226,8 +228,8 @@ def test_an_interrupted_weight_decay_search_resumes_without_refitting(tmp_path, 
         train(easy_graph(), out_dir=tmp_path / "run", **options)
     monkeypatch.setattr(runs.RunWriter, "save_checkpoint", real_save)
     fits = []
-    real_fit = train_module.fit_model
-    monkeypatch.setattr(train_module, "fit_model", lambda *a, **kw: fits.append(kw["resume"] is not None) or real_fit(*a, **kw))
+    real_fit = loop.fit_model
+    monkeypatch.setattr(loop, "fit_model", lambda *a, **kw: fits.append(kw["resume"] is not None) or real_fit(*a, **kw))
     resumed = train(easy_graph(), out_dir=tmp_path / "run", resume=True, **options)
     assert fits == [True]  # the first decay is not refitted; the second continues from its checkpoint
     assert resumed.metrics["weight_decay_search"] == reference.metrics["weight_decay_search"]

@@ -1,66 +1,95 @@
 """The interface every link-prediction model honours.
 
-A :class:`LinkModel` scores product pairs: ``predict_proba(graph, pairs)`` is the
-probability that each pair is an edge of the trained relation. How a model turns a
-graph into per-node inputs is its own business (image features for the metric models,
-metadata fields for FM and the category tree), split into two small steps so that
-training can keep the inputs in memory and evaluation can stream them:
+A :class:`LinkModel` scores product pairs: ``predict_proba(inputs, pairs)`` is the
+probability that each pair is an edge of the trained relation, ``inputs`` being the
+:class:`~graphrec.models.inputs.NodeInputs` built once from a graph. Training keeps a
+model's per-node inputs in memory and scores mini-batches with two small steps:
 
-* ``node_inputs(graph, nodes)`` -> a tensor with one row per requested node;
-* ``logits(inputs, pairs)`` -> pre-sigmoid scores, ``pairs`` indexing rows of ``inputs``.
+* ``training_inputs(inputs)`` -> one row of model input per node;
+* ``logits(x, pairs)`` -> pre-sigmoid scores, ``pairs`` indexing rows of ``x``.
 
-Models are rebuilt from JSON-able constructor arguments (:meth:`LinkModel.hparams`) plus
-a ``state_dict``; data-dependent set-up (preprocessing statistics, vocabularies) is done
-by the classmethod :meth:`LinkModel.build`, which sees the training pairs only.
+Models are rebuilt from JSON-able hyper-parameters (:meth:`LinkModel.hparams`,
+:meth:`LinkModel.from_hparams`) plus a ``state_dict``; data-dependent set-up
+(preprocessing statistics, vocabularies, the initial shift) is done by the classmethod
+:meth:`LinkModel.build`, which sees the training pairs only.
 
-Metric models (:class:`MetricModel`) also expose ``embed(x)`` and ``shift`` with
-``predict_proba == sigmoid(shift - ||embed(x_i) - embed(x_j)||^2)``. Their model inputs
-are *prepared* feature rows: ``embed(x) == project(prepare(x))``, where ``prepare`` is the
-fixed value-wise preprocessing (a no-op unless the model's preprocessing cannot be folded
-into its map) and ``project`` the learnt map; training prepares every row once.
+Each model class carries its facts for the registry (:mod:`graphrec.models.registry`):
+``name``, ``help``, ``has_k`` and its training ``defaults`` (:class:`TrainDefaults`).
+
+A :class:`MetricModel` is an encoder (:mod:`graphrec.models.encoders`) followed by the
+paper's :class:`~graphrec.models.decoder.DistanceDecoder`:
+``predict_proba == sigmoid(c - ||s_i - s_j||^2)`` with ``s = encoder(...)``.
 """
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from graphrec.graph import Graph
+from graphrec.models.decoder import DistanceDecoder
+from graphrec.models.encoders import Encoder, encoder_from_hparams
+from graphrec.models.inputs import NodeInputs, PreparedRows
 
-__all__ = ["LinkModel", "MetricModel", "PreparedRows", "feature_rows", "pair_distances", "PAIR_CHUNK", "ROW_CHUNK"]
+__all__ = ["PAIR_CHUNK", "CLOSED_FORM", "TrainDefaults", "LinkModel", "MetricModel", "NodeCache", "options_not_taken"]
 
 PAIR_CHUNK = 65_536  # pairs scored at once by predict_proba
-ROW_CHUNK = 4_096  # feature rows converted to float32 at once
 
 
-def feature_rows(graph: Graph, nodes: Tensor | np.ndarray | None = None, dtype: torch.dtype = torch.float32, what: str = "this model") -> Tensor:
-    """Rows of ``graph.features`` (memory-mapped) as a torch tensor, read in chunks.
+@dataclass(frozen=True)
+class TrainDefaults:
+    """A model's training defaults (``graphrec train`` options it does not get)."""
 
-    ``nodes`` None means every node. ``dtype`` float16 halves the memory of a large
-    training matrix; models convert chunks to float32 before multiplying.
-    """
-    features = graph.require_features(what)
-    index = np.arange(features.shape[0]) if nodes is None else np.asarray(torch.as_tensor(nodes).cpu(), dtype=np.int64)
-    out = torch.empty((len(index), features.shape[1]), dtype=dtype)
-    for start in range(0, len(index), ROW_CHUNK):
-        part = index[start : start + ROW_CHUNK]
-        if nodes is None:
-            block = np.array(features[start : start + len(part)])  # a writable copy of the memory-mapped rows
-        else:  # sorted fancy indexing keeps a memory map's reads sequential
-            order = np.argsort(part, kind="stable")
-            block = np.empty((len(part), features.shape[1]), dtype=features.dtype)
-            block[order] = features[part[order]]
-        out[start : start + len(part)] = torch.from_numpy(block).to(dtype)
-    return out
+    epochs: int = 30
+    lr: float = 0.003
+    batch_size: int = 4096
+    weight_decay: float | tuple[float, ...] = 0.0  # several: train once per value, keep the best on validation
+    patience: int = 6
+    ema: float = 0.9
+    noise_floor: float = 0.0
+    negatives: int = 1
+
+
+#: the defaults of models fitted in closed form (one "epoch", no optimiser)
+CLOSED_FORM = TrainDefaults(epochs=1, lr=0.0, batch_size=0, weight_decay=0.0, patience=0, ema=0.0)
+
+
+def options_not_taken(func, options: dict[str, Any], skip: int = 3) -> list[str]:
+    """Names in ``options`` that ``func`` does not take as keywords (after ``skip`` positional
+    arguments: inputs, pairs, labels); a function with ``**kwargs`` takes everything."""
+    import inspect
+
+    parameters = list(inspect.signature(func).parameters.values())[skip:]
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return []
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return sorted(set(options) - names)
+
+
+class NodeCache:
+    """One tensor computed per :class:`NodeInputs` object (kept while that object lives)."""
+
+    def __init__(self) -> None:
+        self._source: weakref.ref | None = None
+        self._value: Tensor | None = None
+
+    def get(self, inputs: NodeInputs, compute) -> Tensor:
+        if self._source is None or self._source() is not inputs:
+            self._value, self._source = compute(inputs), weakref.ref(inputs)
+        return self._value  # type: ignore[return-value]
 
 
 class LinkModel(nn.Module):
     """Base class: a model of P(edge | product i, product j) for one relation."""
 
     name: ClassVar[str] = "link-model"
+    help: ClassVar[str] = ""
+    #: True when ``--k`` sets its size (the sweep trains it at every K).
+    has_k: ClassVar[bool] = False
+    defaults: ClassVar[TrainDefaults] = TrainDefaults()
     is_metric: ClassVar[bool] = False
     needs_features: ClassVar[bool] = False
     #: False for models fitted in closed form by :meth:`fit` (no gradient epochs).
@@ -70,27 +99,56 @@ class LinkModel(nn.Module):
 
     # -- construction ---------------------------------------------------------------
     def hparams(self) -> dict[str, Any]:
-        """JSON-able constructor arguments: ``type(self)(**model.hparams())`` rebuilds it."""
+        """JSON-able constructor arguments: ``type(self).from_hparams(model.hparams())`` rebuilds it."""
         raise NotImplementedError
 
     @classmethod
-    def build(cls, graph: Graph, train_pairs: Tensor, train_labels: Tensor, **options: Any) -> "LinkModel":
-        """A fresh model whose data-dependent parts (preprocessing, vocabularies,
-        initial shift) come from the training pairs only."""
+    def from_hparams(cls, hparams: dict[str, Any]) -> "LinkModel":
+        return cls(**hparams)
+
+    @classmethod
+    def build(cls, inputs: NodeInputs, train_pairs: Tensor, train_labels: Tensor, **options: Any) -> "LinkModel":
+        """A fresh model whose data-dependent parts come from the training pairs only;
+        each model names the options it takes (an unknown one is a TypeError)."""
         raise NotImplementedError
 
-    def fit(self, graph: Graph, train_pairs: Tensor, train_labels: Tensor) -> None:
+    @classmethod
+    def unknown_options(cls, options: dict[str, Any]) -> list[str]:
+        """The names in ``options`` that :meth:`build` does not take (a misspelt option)."""
+        return options_not_taken(cls.build, options)
+
+    @classmethod
+    def needs_features_for(cls, options: dict[str, Any]) -> bool:
+        """True when the model built with ``options`` reads image features."""
+        return cls.needs_features
+
+    def fit(self, inputs: NodeInputs, train_pairs: Tensor, train_labels: Tensor) -> None:
         """Closed-form fit for models with ``trainable = False``."""
         raise NotImplementedError(f"{self.name} is trained by gradient steps, not fit()")
 
     # -- scoring --------------------------------------------------------------------
-    def node_inputs(self, graph: Graph, nodes: Tensor | None = None) -> Tensor:
-        """One row of model input per node of ``graph`` (all nodes when ``nodes`` is None)."""
+    def training_inputs(self, inputs: NodeInputs) -> Tensor | PreparedRows:
+        """One row of model input per node, held for the epochs."""
+        return self.node_inputs(inputs)
+
+    def node_inputs(self, inputs: NodeInputs, nodes: Tensor | None = None) -> Tensor:
+        """Rows of model input for ``nodes`` (all when None)."""
         raise NotImplementedError
 
-    def logits(self, inputs: Tensor, pairs: Tensor) -> Tensor:
-        """Pre-sigmoid edge scores ``[m]`` for ``pairs`` ``[m, 2]`` indexing rows of ``inputs``."""
+    def logits(self, x: Tensor | PreparedRows, pairs: Tensor) -> Tensor:
+        """Pre-sigmoid edge scores ``[m]`` for ``pairs`` ``[m, 2]`` indexing rows of ``x``."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def all_logits(self, x: Tensor | PreparedRows, pairs: Tensor, chunk: int = PAIR_CHUNK) -> Tensor:
+        """:meth:`logits` of many pairs without gradients, a chunk of pairs at a time."""
+        parts = [self.logits(x, pairs[start : start + chunk]) for start in range(0, len(pairs), chunk)]
+        return torch.cat(parts) if parts else torch.empty(0)
+
+    @staticmethod
+    def probability(logits: Tensor) -> Tensor:
+        """P(edge) from pre-sigmoid scores."""
+        return torch.sigmoid(logits)
 
     @torch.no_grad()
     def shift_logits(self, offset: float) -> None:
@@ -98,24 +156,44 @@ class LinkModel(nn.Module):
         the decision threshold on training pairs. Models without a bias ignore it."""
 
     def decay_parameters(self) -> list[nn.Parameter]:
-        """Parameters that get weight decay in training (all but ``shift`` by default)."""
-        return [p for name, p in self.named_parameters() if name != "shift" and p.requires_grad]
+        """Parameters that get weight decay in training."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def penalty(self) -> Tensor | None:
+        """A training penalty besides weight decay (None: none)."""
+        return None
+
+    @classmethod
+    def defaults_for(cls, options: dict[str, Any]) -> TrainDefaults:
+        """The training defaults of the model built with ``options``."""
+        return cls.defaults
+
+    @classmethod
+    def with_defaults(cls, options: dict[str, Any], has_features: bool) -> dict[str, Any]:
+        """``options`` completed with choices that depend on the graph (e.g. the encoder)."""
+        return options
+
+    @classmethod
+    def needs_edges_for(cls, options: dict[str, Any]) -> bool:
+        """True when the model built with ``options`` takes a message-passing ``edge_index``."""
+        return False
 
     @torch.no_grad()
-    def predict_proba(self, graph: Graph, pairs: Tensor) -> Tensor:
+    def predict_proba(self, inputs: NodeInputs, pairs: Tensor) -> Tensor:
         """P(edge) for each row of ``pairs`` (LongTensor ``[m, 2]`` of node indices)."""
         pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
         out = torch.empty(len(pairs))
         for start in range(0, len(pairs), PAIR_CHUNK):
             chunk = pairs[start : start + PAIR_CHUNK]
             nodes, local = torch.unique(chunk, return_inverse=True)
-            out[start : start + len(chunk)] = torch.sigmoid(self.logits(self.node_inputs(graph, nodes), local.reshape(-1, 2)))
+            out[start : start + len(chunk)] = self.probability(self.logits(self.node_inputs(inputs, nodes), local.reshape(-1, 2)))
         return out
 
     # -- loading --------------------------------------------------------------------
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         """Like :meth:`torch.nn.Module.load_state_dict`, but buffers whose size depends
-        on the training data (vocabularies, count tables) take the stored shape."""
+        on the training data (vocabularies, count tables, edge lists) take the stored shape."""
+        state_dict = self.upgrade_state(dict(state_dict))
         for name, buffer in list(self.named_buffers()):
             stored = state_dict.get(name)
             if stored is not None and buffer is not None and stored.shape != buffer.shape:
@@ -124,110 +202,93 @@ class LinkModel(nn.Module):
                 module.register_buffer(attr, torch.empty_like(stored))
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
+    def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A state_dict saved by an older graphrec, renamed to today's keys."""
+        return state
+
 
 class MetricModel(LinkModel):
-    """P(edge) = sigmoid(shift - ||embed(x_i) - embed(x_j)||^2) on raw image features."""
+    """An encoder followed by the distance decoder: P(edge) = sigmoid(c - ||s_i - s_j||^2)."""
 
     is_metric: ClassVar[bool] = True
     needs_features: ClassVar[bool] = True
-    shift: Tensor
 
-    @torch.no_grad()
-    def shift_logits(self, offset: float) -> None:
-        self.shift.add_(offset)
+    def __init__(self, encoder: Encoder, decoder: DistanceDecoder | None = None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder if decoder is not None else DistanceDecoder()
 
-    def embed(self, x: Tensor) -> Tensor:
-        """Raw feature rows ``[n, F]`` (float32 or float16) -> style space ``[n, K]``,
-        applying the model's stored preprocessing."""
-        raise NotImplementedError
+    def hparams(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.name, **self.encoder.hparams()}
 
-    #: True when :meth:`prepare` does more than convert to float32 (training then prepares every row once).
-    prepares = False
-
-    def prepare(self, x: Tensor) -> Tensor:
-        """Raw feature rows -> the model inputs its learnt map multiplies (float32)."""
-        return x.float()
-
-    def project(self, prepared: Tensor) -> Tensor:
-        """Prepared rows -> style space: ``embed(x) == project(prepare(x))``."""
-        return self.embed(prepared)
-
-    def prepare_rows(self, rows: Tensor) -> Tensor:
-        """Model inputs from a fresh tensor of raw rows ``[N, F]``, prepared in place a chunk
-        at a time (keeping its dtype). A memory map is wrapped in :class:`PreparedRows` instead."""
-        if not self.prepares:
-            return rows
-        for start in range(0, len(rows), ROW_CHUNK):
-            rows[start : start + ROW_CHUNK] = self.prepare(rows[start : start + ROW_CHUNK]).to(rows.dtype)
-        return rows
-
-    def node_inputs(self, graph: Graph, nodes: Tensor | None = None) -> Tensor:
-        return self.prepare_rows(feature_rows(graph, nodes, what=f"the {self.name} decoder"))
-
-    def embed_chunked(self, x: Tensor, chunk: int = ROW_CHUNK) -> Tensor:
-        """:meth:`embed` over raw rows ``x`` a chunk at a time (float16 rows become float32 per chunk)."""
-        return torch.cat([self.embed(x[start : start + chunk]) for start in range(0, len(x), chunk)]) if len(x) else self.embed(x[:0])
-
-    def project_chunked(self, x: "Tensor | PreparedRows", chunk: int = ROW_CHUNK) -> Tensor:
-        """:meth:`project` over prepared rows ``x`` a chunk at a time."""
-        return torch.cat([self.project(x[start : start + chunk]) for start in range(0, len(x), chunk)]) if len(x) else self.project(x[:0])
-
-    @torch.no_grad()
-    def embed_nodes(self, graph: Graph, nodes: Tensor | None = None) -> Tensor:
-        """Style-space rows for ``nodes`` of ``graph`` (all nodes when None), streamed from the memory map."""
-        index = torch.arange(graph.num_nodes) if nodes is None else torch.as_tensor(nodes, dtype=torch.long)
-        parts = [self.embed(feature_rows(graph, index[s : s + ROW_CHUNK], what=f"the {self.name} decoder")) for s in range(0, len(index), ROW_CHUNK)]
-        return torch.cat(parts) if parts else torch.empty((0, self.embed_dim))
+    @classmethod
+    def from_hparams(cls, hparams: dict[str, Any]) -> "MetricModel":
+        return cls(encoder_from_hparams(hparams))
 
     @property
     def embed_dim(self) -> int:
-        raise NotImplementedError
-
-    def pair_styles(self, inputs: Tensor, pairs: Tensor) -> tuple[Tensor, Tensor]:
-        """(style rows, pairs re-indexed into them): S = embed(X) once for the rows the
-        pairs touch (every row when most are), so pairs are never projected one by one."""
-        nodes, local = torch.unique(pairs, return_inverse=True)
-        if len(nodes) * 2 > len(inputs):  # most rows are touched: project them all
-            return self.project_chunked(inputs), pairs
-        return self.project_chunked(inputs[nodes]), local
-
-    def logits(self, inputs: Tensor, pairs: Tensor) -> Tensor:
-        style, local = self.pair_styles(inputs, pairs)
-        return self.shift - pair_distances(style, local)
+        return self.encoder.dim
 
     @torch.no_grad()
-    def predict_proba(self, graph: Graph, pairs: Tensor) -> Tensor:
+    def initialise(self, inputs: NodeInputs, train_pairs: Tensor, seed: int = 0) -> None:
+        """Scale the encoder so that the mean training-pair distance is 2 and set the shift
+        to the median distance (the decoder's initialisation from training pairs)."""
+        sample = self.decoder.sample_pairs(train_pairs, seed)
+        nodes, local = torch.unique(sample, return_inverse=True)
+        factor = self.decoder.initialise(self.decoder.distances(self.encoder.styles(inputs, nodes), local))
+        self.encoder.rescale(factor**0.5)
+
+    # -- scoring ----------------------------------------------------------------------
+    def training_inputs(self, inputs: NodeInputs) -> Tensor | PreparedRows:
+        return self.encoder.training_inputs(inputs)
+
+    def pair_styles(self, x: Tensor | PreparedRows, pairs: Tensor) -> tuple[Tensor, Tensor]:
+        """(style rows, pairs re-indexed into them): the styles of the rows the pairs touch
+        (every row when most are, or when the encoder propagates), computed once, so pairs
+        are never encoded one by one."""
+        nodes, local = torch.unique(pairs, return_inverse=True)
+        if self.encoder.propagates or len(nodes) * 2 > len(x):
+            return self.encoder(x), pairs
+        return self.encoder(x, nodes), local
+
+    def logits(self, x: Tensor | PreparedRows, pairs: Tensor) -> Tensor:
+        style, local = self.pair_styles(x, pairs)
+        return self.decoder.logits(style, local)
+
+    @torch.no_grad()
+    def all_logits(self, x: Tensor | PreparedRows, pairs: Tensor, chunk: int = PAIR_CHUNK) -> Tensor:
+        if len(pairs) > chunk and (self.encoder.propagates or 2 * len(pairs) > len(x)):
+            # every chunk would touch most rows: encode every row once, then gather
+            return self.decoder.logits(self.encoder(x), pairs)
+        return super().all_logits(x, pairs, chunk)
+
+    def styles(self, inputs: NodeInputs, nodes: Tensor | None = None) -> Tensor:
+        """Style vectors of ``nodes`` (all when None), streamed, without gradients."""
+        return self.encoder.styles(inputs, nodes)
+
+    def embed_features(self, features: Tensor) -> Tensor:
+        """Style vectors of raw feature rows that need not be in the graph (a new photo)."""
+        return self.encoder.embed_features(features)
+
+    @torch.no_grad()
+    def predict_proba(self, inputs: NodeInputs, pairs: Tensor) -> Tensor:
         pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
         nodes, local = torch.unique(pairs, return_inverse=True)
-        style = self.embed_nodes(graph, nodes)
-        return torch.sigmoid(self.shift - pair_distances(style, local.reshape(-1, 2)))
+        return self.decoder.probability(self.styles(inputs, nodes), local.reshape(-1, 2))
 
+    @torch.no_grad()
+    def shift_logits(self, offset: float) -> None:
+        self.decoder.shift_logits(offset)
 
-class PreparedRows:
-    """Rows of a raw feature tensor (a memory map at catalogue scale) passed through a
-    model's ``prepare`` as they are read: training inputs too large to prepare in memory."""
+    def decay_parameters(self) -> list[nn.Parameter]:
+        return self.encoder.decay_parameters()
 
-    def __init__(self, rows: Tensor, prepare) -> None:
-        self.rows, self.prepare = rows, prepare
+    def penalty(self) -> Tensor | None:
+        return self.encoder.penalty()
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @property
-    def shape(self) -> torch.Size:
-        return self.rows.shape
-
-    def __getitem__(self, index) -> Tensor:
-        return self.prepare(self.rows[index])
-
-
-def pair_distances(style: Tensor, pairs: Tensor) -> Tensor:
-    """||style[i] - style[j]||^2 for each row (i, j) of ``pairs``, in chunks small enough
-    that the gathered rows stay around 32 MB even for 4096-d styles."""
-    chunk = max(256, (1 << 23) // max(style.shape[1], 1))
-    parts = []
-    for start in range(0, len(pairs), chunk):
-        part = pairs[start : start + chunk]
-        diff = style[part[:, 0]] - style[part[:, 1]]
-        parts.append((diff * diff).sum(-1))
-    return torch.cat(parts) if parts else style.new_zeros(0)
+    def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Runs before the encoder/decoder split stored ``shift`` and the encoder's tensors
+        at the top level (``Y``, ``scale``, ...): move them under ``decoder.`` / ``encoder.``."""
+        if "shift" not in state:
+            return state
+        return {("decoder.shift" if key == "shift" else f"encoder.{key}"): value for key, value in state.items()}

@@ -18,31 +18,23 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from graphrec.graph import Graph
-from graphrec.models.base import LinkModel
-from graphrec.models.fm import category_paths
+from graphrec.models.base import CLOSED_FORM, LinkModel, NodeCache, TrainDefaults
+from graphrec.models.inputs import NodeInputs
+from graphrec.models.registry import register_model
 
-__all__ = ["CategoryTreeModel", "category_prefixes"]
-
-
-def category_prefixes(graph: Graph, levels: int) -> list[list[str]]:
-    """Per product, the prefixes of its main category path at depth 1..levels
-    (shorter paths repeat their leaf; no category -> "?")."""
-    out = []
-    for _, row in graph.products.iterrows():
-        paths = category_paths(row)
-        path = paths[0] if paths else ["?"]
-        out.append(["|".join(path[: min(d + 1, len(path))]) for d in range(levels)])
-    return out
+__all__ = ["CategoryTreeModel"]
 
 
+@register_model
 class CategoryTreeModel(LinkModel):
     """Edge frequency of category-prefix pairs, backing off from the leaf to the root."""
 
     name: ClassVar[str] = "category-tree"
+    help: ClassVar[str] = "edge frequency of category pairs"
     trainable: ClassVar[bool] = False
+    defaults: ClassVar[TrainDefaults] = CLOSED_FORM
 
-    def __init__(self, vocab: list[str], levels: int = 4, min_count: int = 3, **_: Any) -> None:
+    def __init__(self, vocab: list[str], levels: int = 4, min_count: int = 3) -> None:
         super().__init__()
         self.vocab, self.levels, self.min_count = list(vocab), int(levels), int(min_count)
         self.index = {token: i + 1 for i, token in enumerate(self.vocab)}  # 0 = unseen
@@ -51,25 +43,26 @@ class CategoryTreeModel(LinkModel):
             self.register_buffer(f"edges{level}", torch.zeros(0))
             self.register_buffer(f"non_edges{level}", torch.zeros(0))
         self.dummy = nn.Parameter(torch.zeros(()), requires_grad=False)  # keeps .parameters() non-empty
-        self._cache: tuple[int, Tensor] | None = None
+        self._ids = NodeCache()
 
     def hparams(self) -> dict[str, Any]:
         return {"vocab": self.vocab, "levels": self.levels, "min_count": self.min_count}
 
     @classmethod
-    def build(cls, graph: Graph, train_pairs: Tensor, train_labels: Tensor, levels: int = 4, **_: Any) -> "CategoryTreeModel":
+    def build(cls, inputs: NodeInputs, train_pairs: Tensor, train_labels: Tensor, levels: int = 4) -> "CategoryTreeModel":
         nodes = torch.unique(train_pairs)
-        prefixes = category_prefixes(graph, levels)
+        prefixes = inputs.fields.prefixes(levels)
         vocab = sorted({p for node in nodes.tolist() for p in prefixes[node]})
         return cls(vocab=vocab, levels=levels)
 
-    def node_inputs(self, graph: Graph, nodes: Tensor | None = None) -> Tensor:
-        """Prefix ids ``[n, levels]`` (0 = unseen in training)."""
-        if self._cache is None or self._cache[0] != id(graph):
-            ids = torch.tensor([[self.index.get(p, 0) for p in row] for row in category_prefixes(graph, self.levels)], dtype=torch.long)
-            self._cache = (id(graph), ids.reshape(graph.num_nodes, self.levels))
-        ids = self._cache[1]
+    def node_inputs(self, inputs: NodeInputs, nodes: Tensor | None = None) -> Tensor:
+        """Prefix ids ``[n, levels]`` (0 = unseen in training); computed once per inputs."""
+        ids = self._ids.get(inputs, self._prefix_ids)
         return ids if nodes is None else ids[torch.as_tensor(nodes, dtype=torch.long)]
+
+    def _prefix_ids(self, inputs: NodeInputs) -> Tensor:
+        rows = [[self.index.get(p, 0) for p in row] for row in inputs.fields.prefixes(self.levels)]
+        return torch.tensor(rows, dtype=torch.long).reshape(inputs.num_nodes, self.levels)
 
     def _pair_keys(self, inputs: Tensor, pairs: Tensor, level: int) -> Tensor:
         a, b = inputs[pairs[:, 0], level], inputs[pairs[:, 1], level]
@@ -77,10 +70,10 @@ class CategoryTreeModel(LinkModel):
         return torch.minimum(a, b) * size + torch.maximum(a, b)
 
     @torch.no_grad()
-    def fit(self, graph: Graph, train_pairs: Tensor, train_labels: Tensor) -> None:
-        inputs = self.node_inputs(graph)
+    def fit(self, inputs: NodeInputs, train_pairs: Tensor, train_labels: Tensor) -> None:
+        ids = self.node_inputs(inputs)
         for level in range(self.levels):
-            keys = self._pair_keys(inputs, train_pairs, level)
+            keys = self._pair_keys(ids, train_pairs, level)
             uniq, inverse = torch.unique(keys, return_inverse=True)
             edges = torch.zeros(len(uniq)).index_add_(0, inverse, train_labels.float())
             total = torch.zeros(len(uniq)).index_add_(0, inverse, torch.ones(len(keys)))

@@ -13,61 +13,16 @@ hyper-parameters; unseen tokens are ignored. It needs no image features.
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any, ClassVar
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from graphrec.graph import Graph
-from graphrec.models.base import LinkModel
+from graphrec.models.base import LinkModel, NodeCache, TrainDefaults
+from graphrec.models.inputs import NodeInputs
+from graphrec.models.registry import register_model
 
-__all__ = ["FactorizationMachine", "fm_interaction", "product_tokens", "category_paths", "PRICE_EDGES"]
-
-PRICE_EDGES = (5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 250, 500)  # dollars
-
-
-def category_paths(row: pd.Series) -> list[list[str]]:
-    """A product's category paths as lists of levels (``categories`` JSON, else ``category``)."""
-    raw = row.get("categories")
-    paths: list[str] = []
-    if isinstance(raw, str) and raw:
-        try:
-            loaded = json.loads(raw)
-            paths = [p for p in loaded if isinstance(p, str)] if isinstance(loaded, list) else []
-        except json.JSONDecodeError:
-            paths = []
-    if not paths and isinstance(row.get("category"), str) and row.get("category"):
-        paths = [row["category"]]
-    return [[level for level in path.split("|") if level] for path in paths]
-
-
-def _price_token(price: Any) -> str:
-    try:
-        value = float(price)
-    except (TypeError, ValueError):
-        return "price:?"
-    if not math.isfinite(value) or value < 0:
-        return "price:?"
-    return f"price:{int(np.searchsorted(PRICE_EDGES, value, side='right'))}"
-
-
-def product_tokens(products: pd.DataFrame, depth: int = 4) -> list[list[str]]:
-    """The token bag of every product row: category prefixes, brand, price bucket."""
-    out = []
-    for _, row in products.iterrows():
-        tokens: set[str] = set()
-        for levels in category_paths(row):
-            for d in range(min(depth, len(levels))):
-                tokens.add(f"cat{d}:" + "|".join(levels[: d + 1]))
-        brand = row.get("brand")
-        tokens.add("brand:" + brand.strip().lower() if isinstance(brand, str) and brand.strip() else "brand:?")
-        tokens.add(_price_token(row.get("price")))
-        out.append(sorted(tokens))
-    return out
+__all__ = ["FactorizationMachine", "fm_interaction"]
 
 
 def fm_interaction(v: Tensor) -> Tensor:
@@ -77,12 +32,16 @@ def fm_interaction(v: Tensor) -> Tensor:
     return 0.5 * ((total * total).sum(-1) - (v * v).sum((1, 2)))
 
 
+@register_model
 class FactorizationMachine(LinkModel):
     """Second-order FM over both products' metadata tokens (shared embeddings)."""
 
     name: ClassVar[str] = "fm"
+    help: ClassVar[str] = "factorization machine on metadata"
+    has_k: ClassVar[bool] = True
+    defaults: ClassVar[TrainDefaults] = TrainDefaults(epochs=40, lr=0.02, weight_decay=1e-5, ema=0.0)
 
-    def __init__(self, vocab: list[str], k: int = 10, depth: int = 4, max_tokens: int = 32, seed: int = 0, **_: Any) -> None:
+    def __init__(self, vocab: list[str], k: int = 10, depth: int = 4, max_tokens: int = 32, seed: int = 0) -> None:
         super().__init__()
         self.vocab, self.k, self.depth, self.max_tokens, self.seed = list(vocab), int(k), int(depth), int(max_tokens), int(seed)
         self.index = {token: i + 1 for i, token in enumerate(self.vocab)}  # 0 = padding / unseen
@@ -90,15 +49,15 @@ class FactorizationMachine(LinkModel):
         self.embedding = nn.Parameter(torch.randn(len(vocab) + 1, k, generator=generator) * 0.01)
         self.bias = nn.Parameter(torch.zeros(len(vocab) + 1))
         self.global_bias = nn.Parameter(torch.zeros(()))
-        self._cache: tuple[int, Tensor] | None = None
+        self._ids = NodeCache()
 
     def hparams(self) -> dict[str, Any]:
         return {"vocab": self.vocab, "k": self.k, "depth": self.depth, "max_tokens": self.max_tokens, "seed": self.seed}
 
     @classmethod
-    def build(cls, graph: Graph, train_pairs: Tensor, train_labels: Tensor, k: int = 10, seed: int = 0, **_: Any) -> "FactorizationMachine":
-        nodes = torch.unique(train_pairs).numpy()
-        bags = product_tokens(graph.products.iloc[nodes])
+    def build(cls, inputs: NodeInputs, train_pairs: Tensor, train_labels: Tensor, k: int = 10, seed: int = 0) -> "FactorizationMachine":
+        every = inputs.fields.tokens(depth=4)
+        bags = [every[node] for node in torch.unique(train_pairs).tolist()]
         vocab = sorted({token for bag in bags for token in bag})
         return cls(vocab=vocab, k=k, seed=seed, max_tokens=max((len(b) for b in bags), default=1))
 
@@ -109,17 +68,17 @@ class FactorizationMachine(LinkModel):
     def decay_parameters(self) -> list[nn.Parameter]:
         return [self.embedding, self.bias]
 
-    def node_inputs(self, graph: Graph, nodes: Tensor | None = None) -> Tensor:
-        """Token ids ``[n, max_tokens]`` (0 = padding) for ``nodes``; cached per graph."""
-        if self._cache is None or self._cache[0] != id(graph):
-            bags = product_tokens(graph.products)
-            ids = torch.zeros((graph.num_nodes, self.max_tokens), dtype=torch.long)
-            for row, bag in enumerate(bags):
-                known = [self.index[t] for t in bag if t in self.index][: self.max_tokens]
-                ids[row, : len(known)] = torch.as_tensor(known, dtype=torch.long)
-            self._cache = (id(graph), ids)
-        ids = self._cache[1]
+    def node_inputs(self, inputs: NodeInputs, nodes: Tensor | None = None) -> Tensor:
+        """Token ids ``[n, max_tokens]`` (0 = padding / unseen) for ``nodes``; computed once per inputs."""
+        ids = self._ids.get(inputs, self._token_ids)
         return ids if nodes is None else ids[torch.as_tensor(nodes, dtype=torch.long)]
+
+    def _token_ids(self, inputs: NodeInputs) -> Tensor:
+        ids = torch.zeros((inputs.num_nodes, self.max_tokens), dtype=torch.long)
+        for row, bag in enumerate(inputs.fields.tokens(self.depth)):
+            known = [self.index[t] for t in bag if t in self.index][: self.max_tokens]
+            ids[row, : len(known)] = torch.as_tensor(known, dtype=torch.long)
+        return ids
 
     def logits(self, inputs: Tensor, pairs: Tensor) -> Tensor:
         tokens = torch.cat([inputs[pairs[:, 0]], inputs[pairs[:, 1]]], dim=1)  # [m, 2T]
