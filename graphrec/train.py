@@ -228,6 +228,7 @@ def train(
     aux_relations: Sequence[str] | None = None,
     aux_weight: float | None = None,
     preprocessing: str | None = None,
+    decay_search: str | None = None,
     candidates: int = 100,
     max_queries: int | None = 1000,
     force: bool = False,
@@ -244,7 +245,10 @@ def train(
     the same options from its last per-epoch checkpoint (``.<out>.partial/checkpoint.pt``)
     and ends with the same metrics as an uninterrupted run. ``aux_relations`` (e.g.
     ``["also_viewed", "bought_together"]``) also trains on those relations' edges in the
-    same style space, each loss weighted by ``aux_weight`` (mahalanobis only). Options left
+    same style space, each loss weighted by ``aux_weight`` (mahalanobis only). Several
+    ``weight_decay`` values are trained together in one pass per mini-batch
+    (``decay_search="joint"``, the default where the model allows it) or one fit after
+    another (``"sequential"``); the best on validation is kept either way. Options left
     None take the model's defaults (``get_model(decoder).defaults``).
 
     Under torchrun (``distributed`` None detects it, True requires it) the ranks share every
@@ -256,7 +260,8 @@ def train(
         raise UsageError(f"--candidates must be at least 1 (got {candidates}).")
     config = TrainConfig.resolve(cls, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, patience=patience,
                                  ema=ema, noise_floor=noise_floor, negatives=negatives, aux_weight=aux_weight,
-                                 aux_relations=list(aux_relations) if aux_relations is not None else None)
+                                 aux_relations=list(aux_relations) if aux_relations is not None else None,
+                                 decay_search=decay_search)
     graph = load_graph(graph if graph is not None else WORK_GRAPH) if not isinstance(graph, Graph) else graph
     options = _model_options(cls, k, seed, {"preprocessing": preprocessing})
     _check_graph(graph, cls, options, k, relation, config)
