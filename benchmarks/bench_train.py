@@ -47,9 +47,9 @@ import torch
 
 from graphrec.datasets.synthetic import SPECTRUM_FACTORS, generate_catalogue, relation_rules
 from graphrec.graph import build_graph, load_graph
+from graphrec.models import get_model
 from graphrec.sample import SAMPLE_DIR
 from graphrec.sampling import split_pairs
-from graphrec.models import get_model
 from graphrec.train import best_offset, train
 
 REFERENCE = {1: 0.8576, 10: 0.9369, 100: 0.7602}  # course project, Mahalanobis on Amazon Men's clothing
@@ -144,7 +144,8 @@ def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes
                   f"auc {m['test']['auc']:.4f}  train {m['train_seconds']:.1f}s", flush=True)
     base = next((r["train_s"] for r in rows if r["decoder"] == "euclidean"), None)
     print(f"\n{label}: relation {relation}" + (f", Bayes limit {bayes:.4f}" if bayes else ""))
-    columns = ["decoder", "K", "accuracy", "gap to Bayes", "true style, K dims", "AUC", "hit@10 (100 NN)", "hit@10 (random)", "train s", "x euclidean", "reference"]
+    columns = ["decoder", "K", "accuracy", "gap to Bayes", "true style, K dims", "AUC", "hit@10 (100 NN)", "hit@10 (random)",
+               "train s", "x euclidean", "reference"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for r in rows:

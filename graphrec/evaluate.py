@@ -21,7 +21,7 @@ from graphrec.inputs import node_inputs
 from graphrec.models.base import LinkModel
 from graphrec.models.inputs import NodeInputs
 from graphrec.runs import Run, load_run
-from graphrec.sampling import CandidateSets, PairSplit, knn_candidates, random_candidates, split_pairs, query_partners
+from graphrec.sampling import CandidateSets, PairSplit, knn_candidates, query_partners, random_candidates, split_pairs
 
 __all__ = [
     "RANK_K",

@@ -203,7 +203,8 @@ class Recommender:
             return None
         mask = category_mask(self.graph, category)
         if not mask.any():
-            raise UsageError(f"no product of the graph {self.graph.path} has a category starting with {category!r}; check the spelling (paths are joined with '|').")
+            raise UsageError(f"no product of the graph {self.graph.path} has a category starting with {category!r}; "
+                             "check the spelling (paths are joined with '|').")
         return mask
 
     def _excluded(self, node: int, exclude_known: bool) -> np.ndarray:

@@ -118,12 +118,14 @@ class PairSplit:
         return {"train": len(self.train_pairs), "val": len(self.val_pairs), "test": len(self.test_pairs)}
 
 
-def split_pairs(graph: Graph, relation: str = "also_bought", seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), max_train: int = MAX_TRAIN_PAIRS) -> PairSplit:
+def split_pairs(graph: Graph, relation: str = "also_bought", seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                max_train: int = MAX_TRAIN_PAIRS) -> PairSplit:
     """The paper's labelled pairs and 80/10/10 split for ``relation``, fixed by ``seed``."""
     edges = graph.edge_index(relation)  # [2, E], row < col, unique
     num_nodes = graph.num_nodes
     if edges.shape[1] < MIN_EDGES:
-        raise DataError(f"the relation {relation!r} of {graph.path} has {edges.shape[1]} edges; at least {MIN_EDGES} are needed to split train/validation/test.")
+        raise DataError(f"the relation {relation!r} of {graph.path} has {edges.shape[1]} edges; "
+                        f"at least {MIN_EDGES} are needed to split train/validation/test.")
     generator = torch.Generator().manual_seed(seed)
     positives = edges.t().contiguous()
     edge_keys = pair_keys(positives, num_nodes).sort().values

@@ -9,20 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_train import write_graph_dir
 from typer.testing import CliRunner
 
 from graphrec.cli import app
-from graphrec.inputs import node_inputs
 from graphrec.errors import DataError, UsageError
 from graphrec.evaluate import roc_auc
 from graphrec.graph import Graph
-from graphrec.models import LinearEncoder, MahalanobisModel
+from graphrec.inputs import node_inputs
+from graphrec.models import LinearEncoder, MahalanobisModel, NodeInputs
 from graphrec.models.heads import RelationHeads
 from graphrec.sampling import auxiliary_relation, pair_keys, split_pairs
-from graphrec.models import NodeInputs
 from graphrec.train import link_loss, train
 from graphrec.training.objective import shared_style_logits
-from test_train import write_graph_dir
 
 
 def two_relation_graph(n: int = 300, main_edges: int = 100, seed: int = 0, dim: int = 16) -> Graph:

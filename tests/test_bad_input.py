@@ -15,7 +15,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 

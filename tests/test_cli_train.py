@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from test_train import easy_graph, write_graph_dir
 from typer.testing import CliRunner
 
 from graphrec.cli import app
-from test_train import easy_graph, write_graph_dir
 
 runner = CliRunner()
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from graphrec.inputs import node_inputs, product_fields
 from graphrec.errors import UsageError
 from graphrec.graph import Graph
+from graphrec.inputs import node_inputs, product_fields
 from graphrec.models import (
     MODELS,
     CategoryTreeModel,

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from graphrec.inputs import node_inputs
 from graphrec.errors import UsageError
 from graphrec.graph import Graph
+from graphrec.inputs import node_inputs
 from graphrec.models import LinearEncoder, MahalanobisModel
 from graphrec.recommend import COLUMNS, Recommender, category_mask
 from graphrec.runs import RunWriter
@@ -48,7 +48,8 @@ def make_run(tmp_path, graph: Graph, k: int = K, name: str = "run"):
     with torch.no_grad():
         model.decoder.shift.fill_(2.5)
     writer = RunWriter(tmp_path / name)
-    writer.write_config({"decoder": model.name, "k": k, "relation": "also_bought", "seed": 3, "graph": "<memory>", "graph_checksum": None, "model": model.hparams()})
+    writer.write_config({"decoder": model.name, "k": k, "relation": "also_bought", "seed": 3, "graph": "<memory>", "graph_checksum": None,
+                         "model": model.hparams()})
     writer.write_model(model)
     return writer.commit()
 

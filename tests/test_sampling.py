@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -13,10 +12,10 @@ from graphrec.sampling import (
     fresh_negatives,
     knn_candidates,
     pair_keys,
+    query_partners,
     random_candidates,
     sample_non_edges,
     split_pairs,
-    query_partners,
 )
 
 

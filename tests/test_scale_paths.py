@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from graphrec.inputs import node_inputs
-
 from graphrec.datasets.synthetic import generate_catalogue
 from graphrec.graph import build_graph, load_graph
+from graphrec.inputs import node_inputs
 from graphrec.models import LinearEncoder, MahalanobisModel
 from graphrec.models.inputs import PreparedRows
 from graphrec.sampling import split_pairs

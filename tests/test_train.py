@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from graphrec.inputs import node_inputs
 from graphrec.errors import UsageError
-from graphrec.graph import FORMAT_VERSION, Graph, load_graph
+from graphrec.graph import FORMAT_VERSION, Graph
+from graphrec.inputs import node_inputs
 from graphrec.runs import load_run
 from graphrec.train import train
 
@@ -80,7 +80,7 @@ def test_run_dir_holds_the_contract_files(trained):
     assert set(metrics["val"]) >= {"accuracy", "auc"}
     assert set(metrics["test"]) >= {"accuracy", "auc", "hit@10", "mrr", "ndcg@10"}
     state = torch.load(run.path / "model.pt", weights_only=True)
-    assert set(state) == {"Y", "shift", "scale"}
+    assert set(state) == {"encoder.Y", "decoder.shift", "encoder.scale"}  # the encoder/decoder split
     history = (run.path / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,loss,train_accuracy,val_accuracy")
     assert len(history) - 1 == metrics["epochs_run"]

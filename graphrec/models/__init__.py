@@ -9,15 +9,15 @@ them, :func:`get_model` looks one up with a clear error. Metric models are an en
 from __future__ import annotations
 
 from graphrec.models.base import LinkModel, MetricModel, TrainDefaults
+from graphrec.models.category_tree import CategoryTreeModel
 from graphrec.models.decoder import DistanceDecoder
 from graphrec.models.encoders import Encoder, LinearEncoder, get_encoder, list_encoders
+from graphrec.models.euclidean import EuclideanModel
+from graphrec.models.fm import FactorizationMachine
 from graphrec.models.inputs import NodeFeatures, NodeInputs, ProductFields
 from graphrec.models.mahalanobis import MahalanobisModel
-from graphrec.models.fm import FactorizationMachine
-from graphrec.models.wnn import WeightedNeighbourModel
-from graphrec.models.euclidean import EuclideanModel
-from graphrec.models.category_tree import CategoryTreeModel
 from graphrec.models.registry import get_model, list_models, models_help
+from graphrec.models.wnn import WeightedNeighbourModel
 
 __all__ = [
     "LinkModel", "MetricModel", "TrainDefaults", "DistanceDecoder",

@@ -21,10 +21,10 @@ from torch import Tensor
 from graphrec.distributed import DistContext
 from graphrec.errors import UsageError
 from graphrec.evaluate import binary_metrics
+from graphrec.fs import progress_bar
 from graphrec.models.base import LinkModel
 from graphrec.models.heads import RelationHeads
 from graphrec.models.inputs import NodeInputs
-from graphrec.fs import progress_bar
 from graphrec.sampling import AuxiliaryRelation, PairSplit, fresh_negatives, shuffled_pairs
 from graphrec.training.config import TrainConfig
 from graphrec.training.objective import best_offset, link_loss, shared_style_logits
@@ -154,6 +154,8 @@ def fit_model(
     continues after its epoch exactly as if training had never stopped.
     """
     ctx = ctx or DistContext()
+    if len(config.decays) > 1:
+        raise ValueError("fit_model trains with one weight decay; fit_over_decays tries several.")
     if not model.trainable:
         return fit_closed_form(model, inputs, split, on_epoch)
     started = time.perf_counter()

@@ -60,7 +60,7 @@ def fit_over_decays(
             say(f"weight decay {decay:g} ({index + 1} of {len(decays)})")
         candidate = model if index == 0 else build()
 
-        def save(row: dict[str, float], checkpoint: dict[str, Any]) -> None:
+        def save(row: dict[str, float], checkpoint: dict[str, Any], done=done, best=best) -> None:
             on_epoch(row, {**checkpoint, "search": {"done": done, "best": best}})
 
         history, best_epoch = loop.fit_model(
