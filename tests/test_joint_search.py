@@ -10,7 +10,7 @@ from graphrec.errors import UsageError
 from graphrec.train import train
 from graphrec.training.joint import stacked_product
 
-OPTIONS = dict(decoder="mahalanobis", epochs=8, lr=0.02, batch_size=128, quiet=True)
+OPTIONS = {"decoder": "mahalanobis", "epochs": 8, "lr": 0.02, "batch_size": 128, "quiet": True}
 
 
 def _search(run) -> list[dict]:
@@ -40,9 +40,9 @@ def test_joint_search_picks_what_the_sequential_search_picks(tmp_path, k, decays
 
 
 def test_an_interrupted_joint_search_resumes_to_the_same_run(tmp_path, monkeypatch):
-    import graphrec.runs as runs
+    from graphrec import runs
 
-    options = dict(OPTIONS, k=2, epochs=5, patience=2, weight_decay=[1e-3, 0.3, 30.0])
+    options = {**OPTIONS, "k": 2, "epochs": 5, "patience": 2, "weight_decay": [1e-3, 0.3, 30.0]}
     reference = train(easy_graph(), out_dir=tmp_path / "reference", **options)
     real_save = runs.RunWriter.save_checkpoint
     saved = []
