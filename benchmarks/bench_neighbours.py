@@ -62,7 +62,8 @@ def bench_dim(n: int, d: int, single: int, batch: int, seed: int) -> None:
     numpy_lat = latencies(lambda q: brute_force_search(vectors, q, K + 1), queries[:single])
     flat_lat = latencies(lambda q: exact.search(q, K + 1), queries[:single])
     row("numpy brute force, single", 1 / numpy_lat.mean(), np.median(numpy_lat) * 1e3, np.percentile(numpy_lat, 99) * 1e3, 1.0, 1.0)
-    row("faiss exact (flat), single", 1 / flat_lat.mean(), np.median(flat_lat) * 1e3, np.percentile(flat_lat, 99) * 1e3, 1.0, numpy_lat.mean() / flat_lat.mean())
+    row("faiss exact (flat), single", 1 / flat_lat.mean(), np.median(flat_lat) * 1e3, np.percentile(flat_lat, 99) * 1e3, 1.0,
+        numpy_lat.mean() / flat_lat.mean())
 
     batch_q = queries[:batch]
     (_, truth), numpy_s = timed(lambda: brute_force_search(vectors, batch_q, K + 1))
@@ -70,7 +71,7 @@ def bench_dim(n: int, d: int, single: int, batch: int, seed: int) -> None:
     _, flat_s = timed(lambda: exact.search(batch_q, K + 1))
     row("numpy brute force, batched", numpy_qps, None, None, 1.0, 1.0)
     row("faiss exact (flat), batched", batch / flat_s, None, None, 1.0, numpy_s / flat_s)
-    del exact
+    exact = None  # frees the index before the approximate ones are built (the lambdas above have run)
 
     kind = resolve_kind("approx", n, d)
     settings = {"ivf": [{"nprobe": p} for p in (16, 32, 64)], "pq": [{"refine": r} for r in (20, 50, 100)]}[kind]

@@ -96,6 +96,8 @@ def build_graph_command(
         None, "--images", help="Directory of product images named <ASIN>.jpg/.jpeg/.png/.webp, recorded as image_path. "
         "Default: the images_dir of the features' JSON sidecar, if any (the sample's images for the sample)."),
     no_features: bool = typer.Option(False, "--no-features", help="Build from the metadata only, even when sample features exist."),
+    edges: Optional[Path] = typer.Option(None, "--edges", help="A plain edge list ('u v' or 'relation u v' per line, whitespace or commas, # comments) giving the relations instead of the metadata's related lists; its ids are the products (ASINs when combined with --meta/--features). See docs/collaborative.md."),
+    relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the edge list's relation labels, e.g. 1=also_bought,2=also_viewed (the default when the labels are exactly GATNE's 1 and 2; other labels are kept as written)."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed metadata line or bad feature record instead of skipping it."),
     force: bool = typer.Option(False, "--force", help="Replace an existing GRAPH_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and no summary table."),
@@ -109,8 +111,9 @@ def build_graph_command(
     from graphrec import sample
     from graphrec.errors import UsageError
     from graphrec.graph import build_graph
+    from graphrec.io.edges import parse_relation_names
 
-    if meta is None:
+    if meta is None and edges is None:
         if not sample.SAMPLE_META.is_file():
             raise UsageError(f"the bundled sample {sample.SAMPLE_META} is missing from this checkout; pass --meta FILE.")
         meta = sample.SAMPLE_META
@@ -124,6 +127,7 @@ def build_graph_command(
         meta, out or sample.WORK_GRAPH, features, category=category,
         relations=relations.split(",") if relations else None, meta_format=meta_format,
         feature_dim=feature_dim, dtype=dtype, images=images, strict=strict, force=force, quiet=quiet,
+        edges=edges, relation_names=parse_relation_names(relation_names),
     )
     for message in result.warnings:
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
@@ -235,6 +239,17 @@ def _decoders_help() -> str:
     return models_help()
 
 
+def _encoders_help() -> str:
+    from graphrec.models import get_encoder, list_encoders
+
+    return ", ".join(f"{name} ({get_encoder(name).help})" for name in list_encoders())
+
+
+def _names(text: Optional[str]) -> list[str] | None:
+    """``"a, b"`` -> ["a", "b"]; None stays None."""
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+
 def _print_metrics(title: str, metrics: dict) -> None:
     """The final table of a run: validation and test metrics, hard and random candidates."""
     from rich.table import Table
@@ -249,12 +264,43 @@ def _print_metrics(title: str, metrics: dict) -> None:
         label = section
         if section == "test_random_candidates":
             label = f"test, {metrics.get('candidates', 100)} random candidates"
+        elif section in ("test_warm", "test_cold"):
+            if name not in ("accuracy", "auc"):
+                continue
+            label = f"test, {section[5:]} pairs ({metrics[section].get('pairs', 0)})"
         elif section == "test" and name in ranking:
             label = f"test, {metrics.get('candidates', 100)} nearest candidates"
         table.add_row(label, name, value)
     console.print(table)
     if "train_seconds" in metrics:
         console.print(f"trained in {metrics['train_seconds']:.1f}s, best epoch {metrics.get('best_epoch')}", highlight=False)
+
+
+def _encoder_label(config: dict) -> str:
+    """" (lightgcn encoder)" for runs whose encoder is not the paper's linear one."""
+    encoder = config.get("encoder")
+    return f" ({encoder} encoder)" if encoder not in (None, "linear") else ""
+
+
+def _print_pair_metrics(result: dict) -> None:
+    """The table of ``evaluate --pairs`` and the counts behind it."""
+    from rich.table import Table
+
+    from graphrec.pairs import format_pair_metrics
+
+    for message in result["messages"]:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    table = Table(title=f"{result['decoder']} on the {result['relation']} pairs of {result['pairs_file']}", title_justify="left")
+    for column in ("pairs", "metric", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for row in format_pair_metrics(result):
+        table.add_row(*row)
+    console.print(table)
+    removed = result["training_edges_removed"]
+    console.print(f"{result['unknown_pairs']:,} pairs name products the run never saw ({result['unknown_ids']:,} ids); "
+                  f"they are scored at P = {result['cold_score']}. Training edges removed in the second view: "
+                  f"{removed['positives']:,} positives, {removed['negatives']:,} negatives. Bad lines: {result['bad_lines']:,}; "
+                  f"other relations' pairs skipped: {result['other_relation_pairs'] or 'none'}.", highlight=False)
 
 
 def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
@@ -277,7 +323,11 @@ def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
 def train_command(
     graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR written by build-graph (default: graphrec-sample/graph).", show_default=False),
     decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _decoders_help()),
-    k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension."),
+    k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension with a linear or hybrid encoder."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="What makes the mahalanobis style vectors: " + _encoders_help() + ". Default: linear when the graph has features, lightgcn without.", show_default=False),
+    message_relations: Optional[str] = typer.Option(None, "--message-relations", help="Comma-separated other relations (e.g. also_viewed) whose edges a message-passing encoder also propagates over; pairs that are validation or test pairs of --relation are left out (default: the training edges of --relation only).", show_default=False),
+    layers: Optional[int] = typer.Option(None, "--layers", help="Message-passing layers of --encoder lightgcn (default 3) or sage (default 2).", show_default=False),
+    shrink: Optional[float] = typer.Option(None, "--shrink", help="--encoder hybrid (or lightgcn/sage over it): L2 penalty on each product's own offset from its visual style xY (default 0: only the edges and early stopping hold it).", show_default=False),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn (also_bought, also_viewed, bought_together, buy_after_viewing)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Maximum epochs (default per decoder: {_defaults_help('epochs')}; closed-form baselines ignore it).", show_default=False),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default per decoder).", show_default=False),
@@ -293,6 +343,8 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Fixes the negatives, the 80/10/10 split (hence the test pairs) and the initialisation."),
     candidates: int = typer.Option(100, "--candidates", help="Hard negatives per test query for hit@10/MRR/NDCG@10: its nearest neighbours in raw feature space that are not partners."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="RUN_DIR to write (default: graphrec-sample/runs/<decoder>-k<k>).", show_default=False),
+    val_pairs: Optional[Path] = typer.Option(None, "--val-pairs", help="Labelled pairs ('relation u v label', e.g. GATNE's valid.txt): train on every edge of --relation and early-stop on this file's pairs of it, instead of the 80/10/10 split; then score a test file with evaluate --pairs.", show_default=False),
+    relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the relation labels of --val-pairs, e.g. 1=also_bought,2=also_viewed (the default for GATNE's labels 1 and 2).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace an existing RUN_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines, only the final table."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run of this same command from its last per-epoch checkpoint (kept in the hidden .<RUN_DIR>.partial folder); ends with the same metrics as an uninterrupted run. Starts from epoch 1 when there is nothing to resume."),
@@ -308,20 +360,22 @@ def train_command(
     RUN_DIR holds config.json, model.pt, history.csv, metrics.json and curve.png.
     """
     from graphrec.distributed import is_main_process
+    from graphrec.io.edges import parse_relation_names
     from graphrec.train import train
 
     run = train(
         graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
+        encoder=encoder, message_relations=_names(message_relations), layers=layers, shrink=shrink,
         batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
         noise_floor=noise_floor, negatives=negatives, patience=patience,
-        aux_relations=[name.strip() for name in aux_relations.split(",") if name.strip()] if aux_relations else None,
+        aux_relations=_names(aux_relations),
         aux_weight=aux_weight, decay_search=decay_search, candidates=candidates, force=force,
         echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
-        distributed=distributed,
+        distributed=distributed, val_pairs=val_pairs, relation_names=parse_relation_names(relation_names) or None,
     )
     if distributed is not False and not is_main_process():
         return  # rank 0 reports for every process
-    _print_metrics(f"{decoder} K={k} on {relation}", run.metrics)
+    _print_metrics(f"{decoder}{_encoder_label(run.config)} K={k} on {relation}", run.metrics)
     console.print(f"run written to {run.path}", highlight=False)
 
 
@@ -332,18 +386,33 @@ def evaluate_command(
     candidates: Optional[int] = typer.Option(None, "--candidates", help="Hard negatives per test query (default: the run's own setting).", show_default=False),
     pictures: Optional[Path] = typer.Option(None, "--pictures", help="Also write a PNG of the most confident true positives and the hardest negatives of the test split."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    run_option: Optional[Path] = typer.Option(None, "--run", "-r", help="RUN_DIR, instead of the argument.", show_default=False),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Score the labelled pairs of this file ('relation u v label', e.g. GATNE's test.txt) of the run's relation: accuracy, ROC-AUC, PR-AUC, F1 (GATNE's rank cut) and AP, on all pairs and without the run's training edges. Pairs with products the run never saw are scored at the prior and counted.", show_default=False),
+    relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the relation labels of --pairs, e.g. 1=also_bought,2=also_viewed.", show_default=False),
 ) -> None:
-    """Reload a run, rebuild its test split from its seed and recompute every metric."""
+    """Reload a run, rebuild its test split from its seed and recompute every metric
+    (or, with --pairs, score a labelled pair file)."""
     import json
 
     from graphrec.evaluate import evaluate_run, write_pictures
     from graphrec.sample import WORK_RUNS
 
-    run, metrics = evaluate_run(run_dir if run_dir is not None else WORK_RUNS / "mahalanobis-k10", candidates=candidates)
+    run_dir = run_dir or run_option or WORK_RUNS / "mahalanobis-k10"
+    if pairs is not None:
+        from graphrec.io.edges import parse_relation_names
+        from graphrec.pairs import evaluate_run_pairs
+
+        _, result = evaluate_run_pairs(run_dir, pairs, parse_relation_names(relation_names) or None)
+        if as_json:
+            typer.echo(json.dumps(result, indent=2))
+        else:
+            _print_pair_metrics(result)
+        return
+    run, metrics = evaluate_run(run_dir, candidates=candidates)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:
-        _print_metrics(f"{run.config['decoder']} K={run.config.get('k')} on {run.config.get('relation')} ({run.path})", metrics)
+        _print_metrics(f"{run.config['decoder']}{_encoder_label(run.config)} K={run.config.get('k')} on {run.config.get('relation')} ({run.path})", metrics)
     if pictures is not None:
         err_console.print(f"picture written to {write_pictures(run, pictures)}", highlight=False)
 
@@ -357,6 +426,7 @@ def sweep_command(
     decoder: List[str] = typer.Option(["mahalanobis", "fm"], "--decoder", "-d", help="Decoders, space- or comma-separated: --decoder mahalanobis fm wnn euclidean category-tree."),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs per run (default per decoder).", show_default=False),
+    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Encoder of the mahalanobis runs (default: linear with features, lightgcn without).", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and initialisation (the same test pairs for every run)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for sweep.csv, sweep.md, accuracy_vs_k.png and runs/ (default: graphrec-sample/sweep).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace runs left by an earlier sweep in the same folder."),
@@ -383,7 +453,7 @@ def sweep_command(
                 raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(list_models())}).")
     table = sweep(
         graph, decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
-        out_dir=out, quiet=quiet, force=force, epochs=epochs,
+        out_dir=out, quiet=quiet, force=force, epochs=epochs, encoder=encoder,
         echo=None if quiet else (lambda line: console.print(line, highlight=False)),
     )
     from rich.table import Table

@@ -28,10 +28,9 @@ import csv
 import json
 import os
 import shutil
-import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from graphrec.distributed import distributed_context
 from graphrec.errors import DataError, UsageError
+from graphrec.fs import atomic_write, progress_bar, write_text_atomic
 from graphrec.io.features import BinaryFeatureWriter, record_dtype
 from graphrec.io.images import open_image, scan_images, valid_asin
 from graphrec.sample import SAMPLE_IMAGES, WORK_FEATURES
@@ -181,7 +181,7 @@ def _clean_parts(parts: Path) -> None:
     for orphan in parts.glob("part-*.b"):
         if not orphan.with_suffix(".json").is_file():
             orphan.unlink(missing_ok=True)
-    for scratch in parts.glob("part-*.tmp"):
+    for scratch in parts.glob(".part-*.tmp*"):  # graphrec.fs.atomic_write's temporary names
         scratch.unlink(missing_ok=True)
 
 
@@ -192,22 +192,12 @@ def _chunk_asins(chunk: Path, dim: int) -> list[str]:
     return [a.decode("ascii").strip() for a in records["asin"]]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _progress(quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-
-def _progress(total: int, done: int, quiet: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    disabled = quiet or not sys.stderr.isatty()
-    from rich.console import Console
-
-    return Progress(
+    return progress_bar(
         TextColumn("extracting fc7"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.1f} images/s"), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=disabled, transient=False,
+        TextColumn("{task.fields[rate]:.1f} images/s"), TimeRemainingColumn(), quiet=quiet, transient=False,
     )
 
 
@@ -227,7 +217,7 @@ def _prepare(out: Path, parts: Path, items: list[ImageItem], spec: dict, source:
                 return True
             parts.mkdir(parents=True)
             os.replace(out, parts / f"{_chunk_name(0, 0)}.b")
-            _write_atomic(parts / f"{_chunk_name(0, 0)}.json", json.dumps({"dim": FC7_DIM, "skipped": bad}))
+            write_text_atomic(parts / f"{_chunk_name(0, 0)}.json", json.dumps({"dim": FC7_DIM, "skipped": bad}))
     parts.mkdir(parents=True, exist_ok=True)
     state_file = parts / "extractor.json"
     state = {"extractor": spec, **source}
@@ -236,7 +226,7 @@ def _prepare(out: Path, parts: Path, items: list[ImageItem], spec: dict, source:
             f"{parts} holds an interrupted run with other weights or images ({state_file}); rerun that "
             f"command to finish it, or delete {parts} to start again."
         )
-    _write_atomic(state_file, json.dumps(state, indent=2))
+    write_text_atomic(state_file, json.dumps(state, indent=2))
     _clean_parts(parts)
     return False
 
@@ -264,19 +254,21 @@ def _extract_shard(todo: list[ImageItem], parts: Path, rank: int, number: int, e
     def flush() -> None:
         nonlocal number, chunks_written
         chunk = parts / f"{_chunk_name(rank, number)}.b"
-        tmp = chunk.with_name(chunk.name + ".tmp")
-        with BinaryFeatureWriter(tmp, dim=FC7_DIM) as writer:
-            if pending_asins:
-                writer.write(pending_asins, np.concatenate(pending_rows))
-        os.replace(tmp, chunk)
-        _write_atomic(chunk.with_suffix(".json"), json.dumps({"dim": FC7_DIM, "skipped": pending_skips}))
+
+        def write_chunk(tmp: Path) -> None:
+            with BinaryFeatureWriter(tmp, dim=FC7_DIM) as writer:
+                if pending_asins:
+                    writer.write(pending_asins, np.concatenate(pending_rows))
+
+        atomic_write(chunk, write_chunk)
+        write_text_atomic(chunk.with_suffix(".json"), json.dumps({"dim": FC7_DIM, "skipped": pending_skips}))
         number += 1
         chunks_written += 1
         pending_asins.clear()
         pending_rows.clear()
         pending_skips.clear()
 
-    with _progress(progress_total, progress_done, quiet) as progress:
+    with _progress(quiet) as progress:
         task = progress.add_task("extract", total=progress_total, completed=progress_done, rate=0.0)
         t0 = time.perf_counter()
         for _, good, batch, bad in loader:
@@ -427,7 +419,7 @@ def extract_features(
             # build-graph refuses the output and the same command finishes the job.
             sidecar_path.unlink(missing_ok=True)
             os.replace(tmp, out)
-            _write_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
+            write_text_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
             shutil.rmtree(parts, ignore_errors=True)
             return total, all_skips
 

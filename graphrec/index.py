@@ -29,8 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ import faiss
 import numpy as np
 
 from graphrec.errors import UsageError
+from graphrec.fs import atomic_write, sha256_file
 
 __all__ = [
     "APPROX_THRESHOLD",
@@ -260,12 +259,7 @@ def default_nprobe(nlist: int) -> int:
 
 def cache_key(model_path: str | Path, graph_checksum: str, extra: str = "") -> str:
     """Hash of the model weights file and the graph checksum (and cache format version)."""
-    digest = hashlib.sha256()
-    with open(model_path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    digest.update(f"|{graph_checksum}|{CACHE_VERSION}|{extra}".encode())
-    return digest.hexdigest()
+    return hashlib.sha256(f"{sha256_file(model_path)}|{graph_checksum}|{CACHE_VERSION}|{extra}".encode()).hexdigest()
 
 
 def cached_style_index(
@@ -289,7 +283,7 @@ def cached_style_index(
         return build_index(embed_all(), kind, **options)
     cache_dir = Path(cache_dir)
     meta_path = cache_dir / "index.json"
-    meta = _read_json(meta_path)
+    meta = _read_cache_meta(meta_path)
     vectors = None
     if meta.get("key") == key and (cache_dir / "style.npy").is_file():
         vectors = _load_vectors(cache_dir / "style.npy", rows)
@@ -298,7 +292,7 @@ def cached_style_index(
     if vectors is None:
         vectors = np.ascontiguousarray(embed_all(), dtype=np.float32)
         if _try_write(cache_dir, "style.npy", lambda path: np.save(path, vectors)):
-            _try_write(cache_dir, "index.json", lambda path: Path(path).write_text(json.dumps(meta, indent=2)))
+            _try_write(cache_dir, "index.json", lambda path: path.write_text(json.dumps(meta, indent=2)))
     n = len(vectors)
     resolved = resolve_kind(kind, n, vectors.shape[1], options.get("threshold", APPROX_THRESHOLD))
     if resolved == "flat":
@@ -314,7 +308,7 @@ def cached_style_index(
     built = build_index(vectors, resolved, **options)
     if _try_write(cache_dir, name, lambda path: faiss.write_index(built.index, str(path))):
         meta.setdefault("indexes", {})[name] = {"kind": built.kind, "ntotal": built.ntotal}
-    _try_write(cache_dir, "index.json", lambda path: Path(path).write_text(json.dumps(meta, indent=2)))
+    _try_write(cache_dir, "index.json", lambda path: path.write_text(json.dumps(meta, indent=2)))
     return built
 
 
@@ -342,29 +336,27 @@ def faiss_kind(index: faiss.Index) -> str:
     return "flat"
 
 
-def _read_json(path: Path) -> dict:
+def _read_cache_meta(path: Path) -> dict:
+    """``index.json`` of a cache when it has the shape this module writes (``key`` a string,
+    ``indexes`` an object of objects); anything else (missing, damaged, another shape) is
+    an empty cache, rebuilt by the caller."""
     try:
-        return json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if not isinstance(meta, dict) or not isinstance(meta.get("key"), str):
+        return {}
+    indexes = meta.get("indexes", {})
+    if not isinstance(indexes, dict) or not all(isinstance(entry, dict) for entry in indexes.values()):
+        return {"key": meta["key"], "indexes": {}}
+    return meta
 
 
 def _try_write(directory: Path, name: str, write: Callable[[Path], object]) -> bool:
     """Write ``directory/name`` via a temp file renamed into place; False if not writable."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-        os.close(fd)
-        tmp_path = Path(tmp)
-        if name.endswith(".npy"):
-            # np.save appends .npy to names without it
-            tmp_path = tmp_path.with_suffix(".npy")
-            os.replace(tmp, tmp_path)
-        write(tmp_path)
-        os.replace(tmp_path, directory / name)
+        atomic_write(directory / name, write)
         return True
     except OSError:
-        for leftover in (locals().get("tmp"), locals().get("tmp_path")):
-            if leftover and Path(leftover).exists():
-                Path(leftover).unlink(missing_ok=True)
         return False

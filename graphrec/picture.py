@@ -8,15 +8,16 @@ plain placeholder tile, so one missing file never spoils the picture.
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-__all__ = ["Tile", "render_grid", "safe_image_path", "tiles_from_rows"]
+from graphrec.fs import atomic_write
+
+__all__ = ["Tile", "render_grid", "safe_image_path"]
 
 TILE = 180  # pixels, square image area of one tile
 CAPTION = 54  # pixels of caption under each image
@@ -130,17 +131,5 @@ def render_grid(
 
 def _save_png(image: Image.Image, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    return atomic_write(out, lambda tmp: image.save(tmp, format="PNG"))
 
-
-def tiles_from_rows(rows: Iterable[dict]) -> list[Tile]:
-    """Tiles from dict rows with ``asin``, ``title``, ``probability``, ``image_path`` keys."""
-    return [Tile(image_path=r.get("image_path"), asin=r["asin"], title=r.get("title"), probability=r.get("probability"), label=r.get("label")) for r in rows]

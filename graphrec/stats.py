@@ -71,7 +71,8 @@ def summary_rows(manifest: Mapping, stats: Mapping) -> list[tuple[str, str]]:
     if features:
         rows.append(("features", f"{features['dim']}-d {features['dtype']} from {features['path']}"))
     else:
-        rows.append(("features", "none (graph built from metadata only)"))
+        built_from = "an edge list" if (manifest.get("sources") or {}).get("edges") else "metadata"
+        rows.append(("features", f"none (graph built from {built_from} only)"))
     for name, rel in stats["relations"].items():
         rows.append((f"{name}: edges", _count(rel["num_edges"])))
         rows.append((

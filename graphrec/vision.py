@@ -22,7 +22,6 @@ only by the network.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 from PIL import Image
 
 from graphrec.errors import DataError, UsageError
+from graphrec.fs import sha256_file
 
 __all__ = [
     "FC7_DIM",
@@ -41,7 +41,6 @@ __all__ = [
     "preprocess_transform",
     "imagenet_cached",
     "resolve_weights",
-    "file_sha256",
 ]
 
 FC7_DIM = 4096
@@ -71,14 +70,6 @@ def resolve_weights(weights: str) -> str:
     if weights == "auto":
         return "imagenet" if imagenet_cached() else "random"
     return weights
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fc7_network(alexnet: torch.nn.Module) -> torch.nn.Module:
@@ -136,7 +127,7 @@ class Fc7Extractor:
             except RuntimeError as error:
                 first = str(error).splitlines()[0]
                 raise DataError(f"weights file {path} is not a torchvision alexnet state_dict ({first}).") from None
-            self.spec = _spec("file", path=str(path.resolve()), sha256=file_sha256(path))
+            self.spec = _spec("file", path=str(path.resolve()), sha256=sha256_file(path))
         self.network = _fc7_network(model).to(self.device)
         for parameter in self.network.parameters():
             parameter.requires_grad_(False)
@@ -160,7 +151,7 @@ class Fc7Extractor:
             if not path or not Path(path).is_file():
                 raise UsageError(f"the features were made with the weights file {path}, which is no longer there; "
                                  "restore it to compute matching features.")
-            if spec.get("sha256") and file_sha256(path) != spec["sha256"]:
+            if spec.get("sha256") and sha256_file(path) != spec["sha256"]:
                 raise UsageError(f"the weights file {path} changed since the features were extracted "
                                  "(SHA-256 differs); re-extract the features or restore the file.")
             return cls(path, device=device)

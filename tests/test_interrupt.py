@@ -220,7 +220,7 @@ def test_extract_features_killed_resumes_without_recomputing(tmp_path, images):
     out = tmp_path / "features.b"
     start_and_kill(tmp_path, f"""
         import graphrec.extract as extract
-        real = extract._write_atomic
+        real = extract.write_text_atomic
         done = []
         def write_atomic(path, text):
             real(path, text)
@@ -228,7 +228,7 @@ def test_extract_features_killed_resumes_without_recomputing(tmp_path, images):
                 done.append(path)
                 if len(done) == 1:  # one chunk of two images is finished
                     {HANG}
-        extract._write_atomic = write_atomic
+        extract.write_text_atomic = write_atomic
         from graphrec.extract import extract_features
         {_extract_call(images, out)}
     """)
@@ -278,7 +278,7 @@ def _kill_between_file_and_sidecar(tmp_path, images, out) -> tuple[dict, bytes]:
             if done:  # the other final step is done, this one is not
                 {HANG}
             done.append(name)
-        real_write, real_replace = extract._write_atomic, os.replace
+        real_write, real_replace = extract.write_text_atomic, os.replace
         def write_atomic(path, text):
             if str(path) == OUT + ".json":
                 step("sidecar")
@@ -287,7 +287,7 @@ def _kill_between_file_and_sidecar(tmp_path, images, out) -> tuple[dict, bytes]:
             if str(dst) == OUT:
                 step("file")
             real_replace(src, dst)
-        extract._write_atomic = write_atomic
+        extract.write_text_atomic = write_atomic
         extract.os.replace = replace
         from graphrec.extract import extract_features
         {_extract_call(images, out)}

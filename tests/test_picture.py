@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from graphrec.picture import MAX_COLUMNS, PAD, TILE, CAPTION, Tile, render_grid, safe_image_path
+from graphrec.picture import CAPTION, MAX_COLUMNS, PAD, TILE, Tile, render_grid, safe_image_path
 
 
 def _png(path, colour):

@@ -9,9 +9,7 @@ proves that on a copy (with an explicitly unsafe load), then checks graphrec nev
 from __future__ import annotations
 
 import ast
-import gzip
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +23,14 @@ from graphrec.errors import DataError
 from graphrec.graph import build_graph, find_images, load_graph
 from graphrec.picture import Tile, render_grid, safe_image_path
 from graphrec.runs import load_run
-from test_bad_input import DIM, asin, assert_clean_error, features_for, good_lines, write_b, write_meta
-from test_bad_input import run_setup  # noqa: F401 - fixture
+from test_bad_input import (
+    DIM,
+    asin,
+    assert_clean_error,
+    good_lines,
+    run_setup,  # noqa: F401 - fixture
+    write_meta,
+)
 
 runner = CliRunner()
 PACKAGE = Path(__file__).resolve().parent.parent / "graphrec"

@@ -2,7 +2,9 @@
 GRAPH_DIR, as a short pipeline of named passes over one :class:`_Build` state:
 
 1. ``metadata``  stream the metadata once; ASINs become int ids as they are read and
-   related lists int32 arrays per relation (graphrec.graph.catalogue);
+   related lists int32 arrays per relation (graphrec.graph.catalogue); with ``edges``
+   (a plain edge list) the relations come from that file instead and the metadata, if
+   any, only gives the products (graphrec.graph.edgelist);
 2. ``features``  stream the features file once, appending rows of the products kept to
    features.npy as they arrive (graphrec.graph.features);
 3. ``edges``     turn the id arrays into canonical edge lists (graphrec.graph.edges);
@@ -34,6 +36,7 @@ from graphrec.fs import progress_bar, sha256_file, write_json_atomic
 from graphrec.graph.builddir import clean_stale_builds, prepare_target, staging
 from graphrec.graph.catalogue import Catalogue
 from graphrec.graph.categories import split_category
+from graphrec.graph.edgelist import edge_list_source, read_edges_into
 from graphrec.graph.edges import empty_edges, relation_edges
 from graphrec.graph.features import DTYPES, check_features_finished, read_sidecar, write_features
 from graphrec.graph.store import FORMAT_VERSION
@@ -82,6 +85,9 @@ class _Build:
     feature_reader: Any  # BinaryFeatureReader or None
     sidecar: dict | None
     progress: Any
+    edges_file: Path | None = None  # a plain edge list giving the relations (--edges)
+    relation_names: dict[str, str] | None = None
+    edge_list: Any = None  # its EdgeList (counts and messages)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     catalogue: Catalogue | None = None
@@ -105,6 +111,8 @@ class _Build:
 
 
 def _metadata_pass(build: _Build) -> None:
+    if build.edges_file is not None:
+        return _edge_list_pass(build)
     reader, catalogue = build.reader, Catalogue(build.options.relations)
     task = build.progress.add_task(f"metadata {build.meta.name}", total=reader.size)
     for count, product in enumerate(reader, start=1):
@@ -116,6 +124,26 @@ def _metadata_pass(build: _Build) -> None:
     build.kept = len(catalogue.product_ids)
     if build.kept == 0:
         raise _empty(build.meta, reader, catalogue, build.options.category)
+    build.id_to_row = np.full(len(catalogue.ids), -1, dtype=np.int64)
+    build.id_to_row[np.frombuffer(catalogue.product_ids, dtype=np.int32)] = np.arange(build.kept)
+    build.catalogue = catalogue
+
+
+def _edge_list_pass(build: _Build) -> None:
+    """``--edges``: the metadata (when given) gives the products, the edge list the relations."""
+    catalogue = None
+    if build.reader is not None:
+        catalogue = Catalogue(())  # products only: the metadata's related lists are not read
+        for product in build.reader:
+            catalogue.add(product, build.options.wanted)
+        build.warnings.extend(build.reader.messages)
+        if not catalogue.product_ids:
+            raise _empty(build.meta, build.reader, catalogue, build.options.category)
+    catalogue, build.edge_list = read_edges_into(catalogue, build.edges_file, build.options.relations,
+                                                 build.relation_names, build.options.strict)
+    build.warnings.extend(build.edge_list.messages)
+    build.notes.extend(build.edge_list.notes)
+    build.kept = len(catalogue.product_ids)
     build.id_to_row = np.full(len(catalogue.ids), -1, dtype=np.int64)
     build.id_to_row[np.frombuffer(catalogue.product_ids, dtype=np.int32)] = np.arange(build.kept)
     build.catalogue = catalogue
@@ -160,7 +188,7 @@ def _edges_pass(build: _Build) -> None:
     )
     for name in build.options.relations or ():
         if name not in build.edges:
-            build.notes.append(f"relation {name} does not occur in {build.meta}; its edge set is empty.")
+            build.notes.append(f"relation {name} does not occur in {build.meta or build.edges_file}; its edge set is empty.")
             build.edges[name] = empty_edges()
             build.dangling[name], build.listed[name] = 0, 0
 
@@ -212,13 +240,14 @@ def _products_pass(build: _Build) -> None:
 
 
 def _dropped(build: _Build) -> dict:
-    counts = build.dropped_features
+    counts, edge_list = build.dropped_features, build.edge_list
     return {
-        "bad_lines": build.reader.bad_lines,
+        "bad_lines": (build.reader.bad_lines if build.reader is not None else 0),
+        **({"bad_edge_lines": edge_list.bad_lines} if edge_list is not None else {}),
         "duplicate_asins": build.duplicates,
         "outside_category": build.outside,
         "no_features": (build.kept - build.num_nodes) if build.feature_reader is not None else 0,
-        "self_loops": build.self_loops,
+        "self_loops": build.self_loops + (edge_list.self_loops if edge_list is not None else 0),
         "dangling": build.dangling,
         **{name: counts.get(name, 0) for name in ("bad_asin", "non_finite", "duplicate_feature_asins")},
     }
@@ -239,14 +268,15 @@ def _manifest_pass(build: _Build) -> None:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "num_nodes": build.num_nodes,
         "feature_dim": options.feature_dim if with_features else None,
-        "node_order": "features file" if with_features else "metadata",
+        "node_order": "features file" if with_features else "metadata" if reader is not None else "edge list",
         "relations": {name: {"num_edges": int(index.shape[1]), "listed": build.listed[name]} for name, index in build.edges.items()},
         "dropped": _dropped(build),
         "features": build.feature_info,
         "sources": {
             "metadata": _source(build.meta, format=reader.format, lines=reader.lines, sha256=sha256_file(build.meta),
                                 other_format_lines=reader.other_format_lines,
-                                bad_related=reader.bad_related),  # records kept, malformed relation lists ignored
+                                bad_related=reader.bad_related) if reader is not None else None,  # bad relation lists ignored
+            **({"edges": edge_list_source(build.edge_list, sha256_file(build.edges_file))} if build.edge_list is not None else {}),
             "features": _source(build.features, sha256=build.feature_reader.sha256) if with_features else None,
         },
         "options": {
@@ -257,6 +287,7 @@ def _manifest_pass(build: _Build) -> None:
             "dtype": options.dtype,
             "images": str(options.images.resolve()) if options.images is not None else None,
             "strict": options.strict,
+            **({"relation_names": build.relation_names or None} if build.edges_file is not None else {}),
         },
         "stats": graph_stats(build.num_nodes, build.edges),
     }
@@ -295,14 +326,15 @@ def _empty(meta: Path, reader, catalogue: Catalogue, category: str | None) -> Da
     )
 
 
-def _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet) -> _Options:
+def _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet,
+                   from_edges: bool = False) -> _Options:
     from graphrec.io.metadata import RELATIONS as KNOWN
 
     if dtype not in DTYPES:
         raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
     if relations is not None:
         relations = tuple(dict.fromkeys(r.strip() for r in relations if r.strip()))
-        unknown = [r for r in relations if r not in KNOWN]
+        unknown = [r for r in relations if r not in KNOWN and not from_edges]  # an edge list names its own
         if unknown or not relations:
             raise UsageError(f"unknown relation {', '.join(unknown) or '(none given)'}; choose from {', '.join(KNOWN)}.")
     wanted = split_category(category) if category else None
@@ -322,10 +354,12 @@ _NO_FEATURES_NOTE = (
 
 
 def build_graph(
-    meta: str | Path,
+    meta: str | Path | None,
     out: str | Path,
     features: str | Path | None = None,
     *,
+    edges: str | Path | None = None,
+    relation_names: dict[str, str] | None = None,
     category: str | None = None,
     relations: "list[str] | tuple[str, ...] | None" = None,
     meta_format: str | None = None,
@@ -346,16 +380,26 @@ def build_graph(
     temporary directory beside ``out`` and renamed into place at the end; an existing
     ``out`` is replaced only with ``force``. Raises :class:`DataError` /
     :class:`UsageError` with one clear sentence on bad input.
+
+    ``edges`` (a plain edge list, :mod:`graphrec.io.edges`; ``relation_names`` renames its
+    relation labels) gives the relations instead of the metadata's related lists, and
+    ``meta`` may then be None: the edge list's ids are the products (graphrec.graph.edgelist).
     """
     from graphrec.io.features import BinaryFeatureReader
     from graphrec.io.metadata import MetadataReader
 
-    meta, out = Path(meta), Path(out)
+    if meta is None and edges is None:
+        raise UsageError("build-graph needs --meta FILE (Amazon metadata) or --edges FILE (a plain edge list).")
+    meta, out = (Path(meta) if meta is not None else None), Path(out)
     features = Path(features) if features is not None else None
-    options = _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet)
+    edges = Path(edges) if edges is not None else None
+    options = _check_options(category, relations, meta_format, feature_dim, dtype, images, strict, force, quiet,
+                             from_edges=edges is not None)
+    if category is not None and meta is None:
+        raise UsageError("--category filters by the metadata's categories; pass --meta FILE with it.")
     notes = [f"removed {stale.name}, left by an interrupted build" for stale in clean_stale_builds(out)]
     prepare_target(out, force)
-    reader = MetadataReader(meta, format=meta_format, strict=strict)  # checks the file, detects the format
+    reader = MetadataReader(meta, format=meta_format, strict=strict) if meta is not None else None  # checks the file
     feature_reader = sidecar = None
     if features is not None:
         feature_reader = BinaryFeatureReader(features, dim=feature_dim, copy=False)
@@ -365,7 +409,8 @@ def build_graph(
     with staging(out, force) as tmp:
         with progress_bar(quiet=quiet) as progress, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            build = _Build(meta, features, options, tmp, reader, feature_reader, sidecar, progress, notes=notes)
+            build = _Build(meta, features, options, tmp, reader, feature_reader, sidecar, progress, notes=notes,
+                           edges_file=edges, relation_names=relation_names)
             for name, run_pass in PASSES:
                 clock = time.perf_counter()
                 run_pass(build)

@@ -170,7 +170,8 @@ class BinaryFeatureReader:
                 finite = np.isfinite(block["x"]).all(axis=1)
                 for i in np.flatnonzero(~finite & keep):
                     keep[i] = False
-                    self._note("non_finite", f"{self.path}: ASIN {asin_bytes[i].decode('ascii').strip()} (byte offset {offsets[i]}) has NaN or infinite values; dropped")
+                    name = asin_bytes[i].decode("ascii").strip()
+                    self._note("non_finite", f"{self.path}: ASIN {name} (byte offset {offsets[i]}) has NaN or infinite values; dropped")
                 if keep.all():
                     asins = [a.decode("ascii").strip("\0 ") for a in asin_bytes]
                     values = block["x"].copy() if self.copy else block["x"]

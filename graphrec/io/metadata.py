@@ -367,7 +367,10 @@ def detect_format(path: str | os.PathLike) -> str:
                     return "2018"
             return syntax
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as error:
-        raise DataError(f"{path}: cannot read the metadata file, it is damaged or truncated ({error}); check that it is a complete .json or .json.gz file.") from None
+        raise DataError(
+            f"{path}: cannot read the metadata file, it is damaged or truncated ({error}); "
+            "check that it is a complete .json or .json.gz file."
+        ) from None
     raise DataError(f"metadata file {path} is empty; pass an Amazon meta_*.json(.gz) file with --meta.")
 
 
