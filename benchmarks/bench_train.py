@@ -11,6 +11,7 @@ reference numbers of a course project with the same model.
     python benchmarks/bench_train.py --products 2000 --k 10
     python benchmarks/bench_train.py --sample-graph graphrec-sample/graph   # also the bundled sample
     python benchmarks/bench_train.py --k 10 --negatives 8 --aux-relations also_viewed bought_together
+    python benchmarks/bench_train.py --cli-default --spectrum flat --k 10 100   # the CLI default vs the sequential search
 
 Goals: Mahalanobis within 0.01 of the Bayes limit at K = 10; K = 100 no worse than
 K = 10 by more than 0.005; K = 1 clearly above Euclidean; K = 10 trained in < 20 s on
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -166,6 +168,44 @@ def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes
     return rows
 
 
+def cli_default_vs_sequential(graph_dir: Path, ks, work: Path, seed: int = 0) -> list[dict]:
+    """Time ``graphrec train --graph G --decoder mahalanobis --k K`` exactly as a user runs it
+    (a fresh process: imports, loading, training with the default weight-decay search,
+    evaluation and writing the RUN_DIR) next to the same command with
+    ``--decay-search sequential`` (one full fit per weight decay, the search before the joint
+    one), in this run; prints a table with time per epoch, wall time and their ratio."""
+    import subprocess
+    import sys
+
+    rows = []
+    for k in ks:
+        for mode in ("joint", "sequential"):
+            out = work / f"cli-k{k}-{mode}"
+            command = [sys.executable, "-m", "graphrec.cli", "train", "--graph", str(graph_dir), "--decoder", "mahalanobis",
+                       "--k", str(k), "-o", str(out), "--force", "--quiet", "--seed", str(seed)]
+            if mode == "sequential":
+                command += ["--decay-search", "sequential"]
+            started = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            wall = time.perf_counter() - started
+            m = json.loads((out / "metrics.json").read_text())
+            runs = [row["epochs_run"] for row in m.get("weight_decay_search", [])] or [m["epochs_run"]]
+            passes = max(runs) if mode == "joint" else sum(runs)  # passes over the training pairs
+            rows.append({"k": k, "mode": mode, "accuracy": m["test"]["accuracy"], "decay": m["weight_decay"], "passes": passes,
+                         "per_epoch": m["train_seconds"] / passes, "train_s": m["train_seconds"], "wall": wall})
+            print(f"  K={k} {mode:10s} acc {m['test']['accuracy']:.4f}  decay {m['weight_decay']:g}  {passes} epochs  "
+                  f"train {m['train_seconds']:.1f}s  wall {wall:.1f}s", flush=True)
+    print("\n`graphrec train --graph G --decoder mahalanobis --k K` (defaults: weight decays 1e-3, 3e-2, 1), "
+          "and the same with `--decay-search sequential`, one process each:")
+    print("| K | search | test accuracy | chosen decay | epochs | s / epoch | train s | wall s (with loading) | wall, sequential / joint |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        base = next(r["wall"] for r in rows if r["k"] == row["k"] and r["mode"] == "joint")
+        print(f"| {row['k']} | {row['mode']} | {row['accuracy']:.4f} | {row['decay']:g} | {row['passes']} | {row['per_epoch']:.2f} | "
+              f"{row['train_s']:.1f} | {row['wall']:.1f} | {row['wall'] / base:.2f} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=4000)
@@ -186,6 +226,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the goal is stated for 2 cores)")
     parser.add_argument("--sample-graph", type=Path, default=None, help="also run on this GRAPH_DIR of the bundled sample")
     parser.add_argument("--work", type=Path, default=None, help="keep generated files here (default: a temporary folder)")
+    parser.add_argument("--cli-default", action="store_true",
+                        help="only time the CLI default (joint weight-decay search) against --decay-search sequential at each --k")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     options = {"noise_floor": args.noise_floor, "negatives": args.negatives, "aux_relations": args.aux_relations, "shrink": args.shrink}
@@ -205,6 +247,10 @@ def main() -> None:
             print(f"\nsynthetic catalogue, {spectrum} style spectrum: {graph.num_nodes} products x {graph.feature_dim}-d, "
                   f"{edges} {args.relation} edges (generated and built in {time.perf_counter() - started:.1f}s); "
                   f"torch threads {args.threads}")
+            if args.cli_default:
+                print(f"Bayes limit {catalogue.bayes_limit[args.relation]:.4f}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+                cli_default_vs_sequential(work / f"graph-{spectrum}", args.k, work / "runs", args.seed)
+                continue
             run_table(graph, args.decoder, args.k, args.relation, args.seed, work / "runs", f"synthetic ({spectrum})",
                       catalogue.bayes_limit[args.relation], catalogue, options, args.encoder)
 

@@ -310,7 +310,9 @@ def train(
 
     ``options`` are the training settings of :class:`~graphrec.training.config.TrainConfig`
     (``batch_size``, ``weight_decay`` (one value or several to search), ``patience``, ``ema``,
-    ``noise_floor``, ``negatives``, ``aux_relations`` with ``aux_weight``, ``message_relations``)
+    ``noise_floor``, ``negatives``, ``aux_relations`` with ``aux_weight``, ``message_relations``,
+    ``decay_search``: several weight decays trained together in one pass per mini-batch,
+    "joint", the default where the model allows it, or one fit after another, "sequential")
     and the model's own options (mahalanobis: ``encoder`` (linear, embedding, hybrid, lightgcn,
     sage), ``preprocessing``, ``shrink``, ``layers``, ``base``). None takes the default
     (``get_model(decoder).defaults``, adjusted by the encoder); an option the model does not

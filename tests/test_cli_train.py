@@ -21,7 +21,8 @@ def test_train_evaluate_sweep_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     config = json.loads((run_dir / "config.json").read_text())
     assert config["negatives"] == 2 and config["weight_decay"] == [1e-3, 0.3] and config["preprocessing"] == "max"
-    assert "weight decay 0.3 (2 of 2)" in result.output and "chose weight decay" in result.output
+    assert "weight decays 0.001, 0.3, trained together" in result.output and "chose weight decay" in result.output
+    assert "validation accuracy by weight decay: 0.001 " in result.output
     assert "epoch   1" in result.output and "hit@10" in result.output and "run written to" in result.output
     saved = json.loads((run_dir / "metrics.json").read_text())
 

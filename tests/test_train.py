@@ -193,8 +193,10 @@ def test_negatives_per_edge_are_drawn_fresh_and_recorded(tmp_path, monkeypatch):
 
 
 def test_several_weight_decays_keep_the_best_on_validation(tmp_path):
+    # one fit per decay, so that the kept fit can be compared bit for bit with a single-decay run
+    # (the default joint search is compared with this one in tests/test_joint_search.py)
     run = train(easy_graph(), decoder="mahalanobis", k=2, epochs=6, lr=0.02, batch_size=128, weight_decay=[1e-3, 0.3, 30.0],
-                out_dir=tmp_path / "r", quiet=True)
+                decay_search="sequential", out_dir=tmp_path / "r", quiet=True)
     search = run.metrics["weight_decay_search"]
     assert [row["weight_decay"] for row in search] == [1e-3, 0.3, 30.0]
     best = max(search, key=lambda row: (row["val_accuracy"], row["val_auc"]))
@@ -214,7 +216,8 @@ def test_an_interrupted_weight_decay_search_resumes_without_refitting(tmp_path, 
     import graphrec.runs as runs
     from graphrec.training import loop
 
-    options = dict(decoder="mahalanobis", k=2, epochs=4, lr=0.02, batch_size=128, patience=0, weight_decay=[1e-3, 0.3], quiet=True)
+    options = dict(decoder="mahalanobis", k=2, epochs=4, lr=0.02, batch_size=128, patience=0, weight_decay=[1e-3, 0.3],
+                   decay_search="sequential", quiet=True)  # the joint search's resume: tests/test_joint_search.py
     reference = train(easy_graph(), out_dir=tmp_path / "reference", **options)
     real_save = runs.RunWriter.save_checkpoint
 

@@ -1,4 +1,6 @@
-"""Several weight decays: one fit each from the same initialisation, the best kept."""
+"""Several weight decays, the best kept on validation: trained together in one pass per
+mini-batch where the model allows it (:mod:`graphrec.training.joint`, the default
+``decay_search="joint"``), otherwise one fit each from the same initialisation."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from graphrec.distributed import DistContext
 from graphrec.models.base import LinkModel
 from graphrec.models.inputs import NodeInputs
 from graphrec.sampling import AuxiliaryRelation, PairSplit
-from graphrec.training import loop
+from graphrec.training import joint, loop
 from graphrec.training.config import TrainConfig
 
 __all__ = ["fit_over_decays"]
@@ -45,6 +47,8 @@ def fit_over_decays(
     per decay]}``. Checkpoints carry the finished decays, so ``resume`` skips them and
     continues the interrupted one."""
     decays = config.decays
+    if config.decay_search == "joint" and joint.joint_search_applies(model, decays, auxiliary, ctx.world_size):
+        return _fit_jointly(model, inputs, split, config, seed=seed, quiet=quiet, say=say, on_epoch=on_epoch, resume=resume)
     state = (resume or {}).get("search") or {"done": [], "best": None}
     # every fit starts from the same build, so the same preprocessing: read and prepare the rows once
     x = model.training_inputs(inputs) if model.trainable and len(decays) > len(state["done"]) else None
@@ -73,3 +77,23 @@ def fit_over_decays(
     model.load_state_dict(best["state"])
     model.eval()
     return best["history"], best["best_epoch"], {"chosen": best["weight_decay"], "done": done}
+
+
+def _fit_jointly(model: LinkModel, inputs: NodeInputs, split: PairSplit, config: TrainConfig, *, seed: int, quiet: bool,
+                 say: Callable[[str], None], on_epoch: Callable[[dict[str, float], dict[str, Any]], None] | None,
+                 resume: dict[str, Any] | None) -> tuple[list[dict[str, float]], int, dict[str, Any]]:
+    """The same search with every decay trained together (:mod:`graphrec.training.joint`);
+    every candidate starts as a copy of ``model`` (a fresh build would be the same)."""
+    decays = config.decays
+    candidates = [model] + [copy.deepcopy(model) for _ in decays[1:]]
+    say(f"weight decays {', '.join(f'{decay:g}' for decay in decays)}, trained together")
+    fits = joint.fit_jointly(candidates, decays, model.training_inputs(inputs), split, config, seed=seed,
+                             on_epoch=on_epoch, quiet=quiet, say=say, resume=resume)
+    summaries = [_summary(decay, history, best_epoch) for decay, (history, best_epoch) in zip(decays, fits)]
+    best = max(range(len(decays)), key=lambda index: (summaries[index][1], -index))  # the first on ties, as one by one
+    say(f"chose weight decay {decays[best]:g} (best validation accuracy {summaries[best][1][0]:.4f})")
+    if best:
+        model.load_state_dict(candidates[best].state_dict())
+    model.eval()
+    history, best_epoch = fits[best]
+    return history, best_epoch, {"chosen": decays[best], "done": [row for row, _ in summaries]}
