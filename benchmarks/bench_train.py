@@ -113,9 +113,10 @@ def supervised_reference(graph, catalogue, relation: str, split, seed: int, fold
 
 
 def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes: float | None, catalogue=None,
-              options: dict | None = None) -> list[dict]:
-    """Train every decoder (at every K) and print the table; ``options`` are extra
-    training options for mahalanobis (``noise_floor``, ``negatives``, ``aux_relations``)."""
+              options: dict | None = None, encoders=(None,)) -> list[dict]:
+    """Train every decoder (at every K; mahalanobis once per encoder) and print the table;
+    ``options`` are extra training options for mahalanobis (``noise_floor``, ``negatives``,
+    ``aux_relations``)."""
     rows = []
     true_style = {}
     if catalogue is not None:
@@ -124,26 +125,33 @@ def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes
         fitted, crossed = supervised_reference(graph, catalogue, relation, split, seed)
         print(f"  reference: a linear map from the features to the exact planted styles scores {crossed:.4f} on products "
               f"whose styles it was not fitted on (ridge, 4-fold cross-fitted), {fitted:.4f} fitted on every product", flush=True)
-    for decoder in decoders:
+    runs = [(decoder, encoder) for decoder in decoders for encoder in (encoders if decoder == "mahalanobis" else [None])]
+    for decoder, encoder in runs:
+        name = decoder if encoder in (None, "linear") else f"{decoder}/{encoder}"
         for k in ks if get_model(decoder).has_k else ks[:1]:
             started = time.perf_counter()
-            run = train(graph, decoder=decoder, k=k, relation=relation, seed=seed, out_dir=work / f"{label}-{decoder}-k{k}", quiet=True, force=True,
-                        **((options or {}) if decoder == "mahalanobis" else {}))
+            extra = {**(options or {}), **({"encoder": encoder} if encoder else {})} if decoder == "mahalanobis" else {}
+            if encoder not in ("hybrid", "lightgcn", "sage"):
+                extra.pop("shrink", None)
+            run = train(graph, decoder=decoder, k=k, relation=relation, seed=seed, out_dir=work / f"{label}-{name.replace('/', '-')}-k{k}",
+                        quiet=True, force=True, **extra)
             wall = time.perf_counter() - started
             m = run.metrics
             rows.append({
-                "decoder": decoder, "k": k if get_model(decoder).has_k else None,
+                "decoder": name, "k": k if get_model(decoder).has_k else None,
+                "warm": m["test_warm"]["accuracy"], "cold": m["test_cold"]["accuracy"], "cold_pairs": m["test_cold"]["pairs"],
                 "accuracy": m["test"]["accuracy"], "auc": m["test"]["auc"],
                 "hit@10": m["test"]["hit@10"], "hit@10 random": m["test_random_candidates"]["hit@10"],
                 "train_s": m["train_seconds"], "total_s": wall, "epoch": m["best_epoch"],
-                "true_style": true_style.get(k) if decoder == "mahalanobis" else None,
+                "true_style": true_style.get(k) if decoder == "mahalanobis" and encoder in (None, "linear") else None,
             })
-            print(f"  {decoder:14s} K={str(k if get_model(decoder).has_k else '-'):>4s}  acc {m['test']['accuracy']:.4f}  "
-                  f"auc {m['test']['auc']:.4f}  train {m['train_seconds']:.1f}s", flush=True)
+            print(f"  {name:20s} K={str(k if get_model(decoder).has_k else '-'):>4s}  acc {m['test']['accuracy']:.4f}  "
+                  f"auc {m['test']['auc']:.4f}  warm {m['test_warm']['accuracy']:.4f}  cold {m['test_cold']['accuracy']:.4f} "
+                  f"({m['test_cold']['pairs']} pairs)  train {m['train_seconds']:.1f}s", flush=True)
     base = next((r["train_s"] for r in rows if r["decoder"] == "euclidean"), None)
     print(f"\n{label}: relation {relation}" + (f", Bayes limit {bayes:.4f}" if bayes else ""))
-    columns = ["decoder", "K", "accuracy", "gap to Bayes", "true style, K dims", "AUC", "hit@10 (100 NN)", "hit@10 (random)",
-               "train s", "x euclidean", "reference"]
+    columns = ["decoder", "K", "accuracy", "warm", "cold (pairs)", "gap to Bayes", "true style, K dims", "AUC", "hit@10 (100 NN)",
+               "hit@10 (random)", "train s", "x euclidean", "reference"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for r in rows:
@@ -152,7 +160,8 @@ def run_table(graph, decoders, ks, relation, seed, work: Path, label: str, bayes
         hit = "-" if r["hit@10"] is None else f"{r['hit@10']:.3f}"
         ratio = f"{r['train_s'] / base:.1f}" if base else "-"
         true_style = "-" if r["true_style"] is None else f"{r['true_style']:.4f}"
-        print(f"| {r['decoder']} | {r['k'] if r['k'] is not None else '-'} | {r['accuracy']:.4f} | {gap} | {true_style} | {r['auc']:.4f} | {hit} | "
+        print(f"| {r['decoder']} | {r['k'] if r['k'] is not None else '-'} | {r['accuracy']:.4f} | {r['warm']:.4f} | "
+              f"{r['cold']:.4f} ({r['cold_pairs']}) | {gap} | {true_style} | {r['auc']:.4f} | {hit} | "
               f"{r['hit@10 random']:.3f} | {r['train_s']:.1f} | {ratio} | {ref} |")
     return rows
 
@@ -167,6 +176,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise-floor", type=float, default=None, help="mahalanobis --noise-floor (default: train's default)")
     parser.add_argument("--negatives", type=int, default=None, help="mahalanobis --negatives (default: train's default)")
+    parser.add_argument("--encoder", nargs="+", default=[None], metavar="ENCODER",
+                        help="mahalanobis encoders to compare, e.g. linear hybrid (default: train's default)")
+    parser.add_argument("--shrink", type=float, default=None, help="--encoder hybrid's --shrink (default: train's default)")
     parser.add_argument("--aux-relations", nargs="+", default=None, metavar="RELATION",
                         help="mahalanobis --aux-relations, e.g. also_viewed bought_together (default: none)")
     parser.add_argument("--spectrum", nargs="+", choices=sorted(SPECTRUM_FACTORS), default=["flat", "decaying"],
@@ -176,7 +188,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="keep generated files here (default: a temporary folder)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    options = {"noise_floor": args.noise_floor, "negatives": args.negatives, "aux_relations": args.aux_relations}
+    options = {"noise_floor": args.noise_floor, "negatives": args.negatives, "aux_relations": args.aux_relations, "shrink": args.shrink}
     if any(value is not None for value in options.values()):
         print("mahalanobis options: " + ", ".join(f"{key} {value}" for key, value in options.items() if value is not None))
 
@@ -194,7 +206,7 @@ def main() -> None:
                   f"{edges} {args.relation} edges (generated and built in {time.perf_counter() - started:.1f}s); "
                   f"torch threads {args.threads}")
             run_table(graph, args.decoder, args.k, args.relation, args.seed, work / "runs", f"synthetic ({spectrum})",
-                      catalogue.bayes_limit[args.relation], catalogue, options)
+                      catalogue.bayes_limit[args.relation], catalogue, options, args.encoder)
 
         if args.sample_graph is not None:
             sample = load_graph(args.sample_graph)
@@ -203,7 +215,8 @@ def main() -> None:
             if info.is_file():
                 bayes = json.loads(info.read_text()).get("bayes_limit", {}).get(args.relation)
             print()
-            run_table(sample, args.decoder, args.k, args.relation, args.seed, work / "runs", "bundled sample", bayes, options=options)
+            run_table(sample, args.decoder, args.k, args.relation, args.seed, work / "runs", "bundled sample", bayes, options=options,
+                      encoders=args.encoder)
 
 
 if __name__ == "__main__":

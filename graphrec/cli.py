@@ -239,6 +239,17 @@ def _decoders_help() -> str:
     return models_help()
 
 
+def _encoders_help() -> str:
+    from graphrec.models import get_encoder, list_encoders
+
+    return ", ".join(f"{name} ({get_encoder(name).help})" for name in list_encoders())
+
+
+def _names(text: Optional[str]) -> list[str] | None:
+    """``"a, b"`` -> ["a", "b"]; None stays None."""
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+
 def _print_metrics(title: str, metrics: dict) -> None:
     """The final table of a run: validation and test metrics, hard and random candidates."""
     from rich.table import Table
@@ -253,12 +264,22 @@ def _print_metrics(title: str, metrics: dict) -> None:
         label = section
         if section == "test_random_candidates":
             label = f"test, {metrics.get('candidates', 100)} random candidates"
+        elif section in ("test_warm", "test_cold"):
+            if name not in ("accuracy", "auc"):
+                continue
+            label = f"test, {section[5:]} pairs ({metrics[section].get('pairs', 0)})"
         elif section == "test" and name in ranking:
             label = f"test, {metrics.get('candidates', 100)} nearest candidates"
         table.add_row(label, name, value)
     console.print(table)
     if "train_seconds" in metrics:
         console.print(f"trained in {metrics['train_seconds']:.1f}s, best epoch {metrics.get('best_epoch')}", highlight=False)
+
+
+def _encoder_label(config: dict) -> str:
+    """" (lightgcn encoder)" for runs whose encoder is not the paper's linear one."""
+    encoder = config.get("encoder")
+    return f" ({encoder} encoder)" if encoder not in (None, "linear") else ""
 
 
 def _print_pair_metrics(result: dict) -> None:
@@ -302,7 +323,11 @@ def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
 def train_command(
     graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR written by build-graph (default: graphrec-sample/graph).", show_default=False),
     decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _decoders_help()),
-    k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension."),
+    k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension with a linear or hybrid encoder."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="What makes the mahalanobis style vectors: " + _encoders_help() + ". Default: linear when the graph has features, lightgcn without.", show_default=False),
+    message_relations: Optional[str] = typer.Option(None, "--message-relations", help="Comma-separated other relations (e.g. also_viewed) whose edges a message-passing encoder also propagates over; pairs that are validation or test pairs of --relation are left out (default: the training edges of --relation only).", show_default=False),
+    layers: Optional[int] = typer.Option(None, "--layers", help="Message-passing layers of --encoder lightgcn (default 3) or sage (default 2).", show_default=False),
+    shrink: Optional[float] = typer.Option(None, "--shrink", help="--encoder hybrid (or lightgcn/sage over it): L2 penalty on each product's own offset from its visual style xY (default 0: only the edges and early stopping hold it).", show_default=False),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn (also_bought, also_viewed, bought_together, buy_after_viewing)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Maximum epochs (default per decoder: {_defaults_help('epochs')}; closed-form baselines ignore it).", show_default=False),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default per decoder).", show_default=False),
@@ -339,16 +364,17 @@ def train_command(
 
     run = train(
         graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
+        encoder=encoder, message_relations=_names(message_relations), layers=layers, shrink=shrink,
         batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
         noise_floor=noise_floor, negatives=negatives, patience=patience,
-        aux_relations=[name.strip() for name in aux_relations.split(",") if name.strip()] if aux_relations else None,
+        aux_relations=_names(aux_relations),
         aux_weight=aux_weight, candidates=candidates, force=force,
         echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
         distributed=distributed, val_pairs=val_pairs, relation_names=parse_relation_names(relation_names) or None,
     )
     if distributed is not False and not is_main_process():
         return  # rank 0 reports for every process
-    _print_metrics(f"{decoder} K={k} on {relation}", run.metrics)
+    _print_metrics(f"{decoder}{_encoder_label(run.config)} K={k} on {relation}", run.metrics)
     console.print(f"run written to {run.path}", highlight=False)
 
 
@@ -385,7 +411,7 @@ def evaluate_command(
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:
-        _print_metrics(f"{run.config['decoder']} K={run.config.get('k')} on {run.config.get('relation')} ({run.path})", metrics)
+        _print_metrics(f"{run.config['decoder']}{_encoder_label(run.config)} K={run.config.get('k')} on {run.config.get('relation')} ({run.path})", metrics)
     if pictures is not None:
         err_console.print(f"picture written to {write_pictures(run, pictures)}", highlight=False)
 
@@ -399,6 +425,7 @@ def sweep_command(
     decoder: List[str] = typer.Option(["mahalanobis", "fm"], "--decoder", "-d", help="Decoders, space- or comma-separated: --decoder mahalanobis fm wnn euclidean category-tree."),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs per run (default per decoder).", show_default=False),
+    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Encoder of the mahalanobis runs (default: linear with features, lightgcn without).", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and initialisation (the same test pairs for every run)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for sweep.csv, sweep.md, accuracy_vs_k.png and runs/ (default: graphrec-sample/sweep).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace runs left by an earlier sweep in the same folder."),
@@ -425,7 +452,7 @@ def sweep_command(
                 raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(list_models())}).")
     table = sweep(
         graph, decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
-        out_dir=out, quiet=quiet, force=force, epochs=epochs,
+        out_dir=out, quiet=quiet, force=force, epochs=epochs, encoder=encoder,
         echo=None if quiet else (lambda line: console.print(line, highlight=False)),
     )
     from rich.table import Table

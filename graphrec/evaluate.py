@@ -31,6 +31,7 @@ __all__ = [
     "ranking_metrics",
     "rank_candidates",
     "evaluate_model",
+    "warm_pairs",
     "evaluate_run",
     "run_split",
     "format_metrics",
@@ -117,13 +118,18 @@ def evaluate_model(
     model inputs when already built).
 
     Returns ``{"val": {...}, "test": {accuracy, auc, log_loss, hit@10, mrr, ndcg@10},
-    "test_random_candidates": {hit@10, mrr, ndcg@10}}``; the KNN (hard-negative) ranking
-    metrics are None when the graph has no features.
+    "test_random_candidates": {hit@10, mrr, ndcg@10}, "test_warm": {...}, "test_cold": {...}}``
+    (warm: test pairs whose two products have training edges, :func:`warm_pairs`); the KNN
+    (hard-negative) ranking metrics are None when the graph has no features.
     """
     model.eval()
     inputs = inputs if inputs is not None else node_inputs(graph)
     val = binary_metrics(model.predict_proba(inputs, split.val_pairs), split.val_labels)
-    test = binary_metrics(model.predict_proba(inputs, split.test_pairs), split.test_labels)
+    test_probs = model.predict_proba(inputs, split.test_pairs)
+    test = binary_metrics(test_probs, split.test_labels)
+    warm = warm_pairs(split, split.test_pairs)
+    by_warmth = {"test_warm": binary_metrics(test_probs[warm], split.test_labels[warm]),
+                 "test_cold": binary_metrics(test_probs[~warm], split.test_labels[~warm])}
     queries, partners = query_partners(split, max_queries, seed)
     if graph.features is not None and len(queries):
         knn_sets = knn_candidates(graph, split, queries, partners, candidates)
@@ -134,7 +140,15 @@ def evaluate_model(
     random_sets = random_candidates(split, queries, partners, candidates, seed)
     scores, mask = _score_sets(model, inputs, random_sets)
     random_metrics = ranking_metrics(scores, random_sets.relevant, mask, seed=seed)
-    return {"val": val, "test": test, "test_random_candidates": random_metrics, "candidates": candidates}
+    return {"val": val, "test": test, "test_random_candidates": random_metrics, **by_warmth, "candidates": candidates}
+
+
+def warm_pairs(split: PairSplit, pairs: Tensor) -> Tensor:
+    """Bool ``[m]``: pairs whose two products both have a training edge of the split's
+    relation ("warm"); the others are "cold" (at least one product never seen in an edge)."""
+    seen = torch.zeros(split.num_nodes, dtype=torch.bool)
+    seen[split.train_positives.reshape(-1)] = True
+    return seen[pairs[:, 0]] & seen[pairs[:, 1]]
 
 
 def evaluate_run(run_dir: str | Path, graph: Graph | None = None, candidates: int | None = None, max_queries: int | None = 1000) -> tuple[Run, dict[str, Any]]:
@@ -173,7 +187,7 @@ def confident_examples(run: Run, count: int = 6) -> dict[str, list[tuple[int, in
 def format_metrics(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(split, metric, value) rows for printing."""
     rows = []
-    for section in ("val", "test", "test_random_candidates"):
+    for section in ("val", "test", "test_random_candidates", "test_warm", "test_cold"):
         for key, value in (metrics.get(section) or {}).items():
             if key in ("pairs", "queries"):
                 continue

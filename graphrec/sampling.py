@@ -23,6 +23,7 @@ any split, either its nearest neighbours in raw feature space (hard negatives,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ __all__ = [
     "fresh_negatives",
     "AuxiliaryRelation",
     "auxiliary_relation",
+    "message_edges",
     "query_partners",
     "knn_candidates",
     "nearest_rows",
@@ -182,6 +184,23 @@ def auxiliary_relation(graph: Graph, split: PairSplit, relation: str, max_edges:
         pick = torch.randperm(len(edges), generator=torch.Generator().manual_seed(split.seed))[:max_edges]
         edges = edges[pick.sort().values]
     return AuxiliaryRelation(relation, split.num_nodes, edges, exclude)
+
+
+def message_edges(graph: Graph, split: PairSplit, relations: Sequence[str] = ()) -> Tensor:
+    """The message-passing graph of a collaborative encoder: ``[2, E]``, each undirected
+    edge once (row < col). It holds the split's training positives and the edges of the
+    other ``relations``, minus every validation and test pair of the split (an edge or a
+    non-edge there): a held-out pair never reaches the encoder, whichever relation lists it."""
+    parts = [split.train_positives]
+    held_out = split.held_out_keys
+    for relation in relations:
+        if relation == split.relation:
+            continue  # its training edges are in already; its other edges are held out
+        edges = graph.edge_index(relation).t()
+        parts.append(edges[~torch.isin(pair_keys(edges, split.num_nodes), held_out)])
+    pairs = torch.cat(parts)
+    keys = torch.unique(pair_keys(pairs, split.num_nodes))
+    return torch.stack([keys // split.num_nodes, keys % split.num_nodes])
 
 
 @dataclass

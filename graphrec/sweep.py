@@ -10,13 +10,13 @@ model registry: wnn, euclidean, category-tree) are trained once and shown with K
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
 
 from graphrec.errors import UsageError
+from graphrec.fs import atomic_write
 from graphrec.graph import Graph, load_graph
 from graphrec.models import get_model
 from graphrec.sample import WORK_DIR, WORK_GRAPH
@@ -32,7 +32,7 @@ def sweep_row(metrics: dict[str, Any]) -> dict[str, Any]:
     test = metrics["test"]
     rand = metrics.get("test_random_candidates") or {}
     return {
-        "decoder": metrics["decoder"],
+        "decoder": metrics["decoder"] + (f" ({metrics['encoder']})" if metrics.get("encoder") not in (None, "linear") else ""),
         "k": metrics["k"] if get_model(metrics["decoder"]).has_k else None,
         "accuracy": test["accuracy"],
         "auc": test["auc"],
@@ -83,10 +83,8 @@ def plot_sweep(table: pd.DataFrame, path: Path, title: str = "test accuracy agai
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def sweep(
@@ -113,18 +111,19 @@ def sweep(
     rows = []
     for decoder in decoders:
         has_k = get_model(decoder).has_k
+        encoder = train_options.get("encoder") if decoder == "mahalanobis" else None
+        label = decoder if encoder in (None, "linear") else f"{decoder}-{encoder}"
         for k in (ks if has_k else ks[:1]):
-            name = f"{decoder}-k{k}" if has_k else decoder
+            name = f"{label}-k{k}" if has_k else label
             say(f"== {name}")
+            options = train_options if decoder == "mahalanobis" else {key: v for key, v in train_options.items() if key != "encoder"}
             run = train(graph, decoder=decoder, k=k, relation=relation, seed=seed, out_dir=out / "runs" / name,
-                        quiet=quiet, force=force, echo=echo, **train_options)
+                        quiet=quiet, force=force, echo=echo, **options)
             rows.append(sweep_row(run.metrics))
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["k"] = table["k"].astype("Int64")
     for name, writer in (("sweep.csv", lambda p: table.to_csv(p, index=False)), ("sweep.md", lambda p: p.write_text(to_markdown(table)))):
         target = out / name
-        tmp = out / f".{name}.tmp"
-        writer(tmp)
-        os.replace(tmp, target)
+        atomic_write(target, writer)
     plot_sweep(table, out / "accuracy_vs_k.png")
     return table

@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from graphrec import __version__
 from graphrec.distributed import DistContext, init_distributed
@@ -40,15 +40,16 @@ from graphrec.models.inputs import NodeInputs
 from graphrec.pairs import split_from_file
 from graphrec.runs import Run, RunWriter, graph_checksum
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
-from graphrec.sampling import PairSplit, auxiliary_relation, split_pairs
+from graphrec.sampling import PairSplit, auxiliary_relation, message_edges, split_pairs
 from graphrec.training import TrainConfig, best_offset, default_batch_size, fit_model, fit_over_decays, link_loss
 
 __all__ = ["TrainConfig", "train", "fit_model", "best_offset", "default_batch_size", "default_run_dir", "plot_history", "link_loss"]
 
 
-def default_run_dir(decoder: str, k: int) -> Path:
-    """``graphrec-sample/runs/<decoder>-k<k>`` (contract 1)."""
-    return WORK_RUNS / f"{decoder}-k{k}"
+def default_run_dir(decoder: str, k: int, encoder: str | None = None) -> Path:
+    """``graphrec-sample/runs/<decoder>-k<k>`` (contract 1); ``<decoder>-<encoder>-k<k>`` for
+    an encoder other than the paper's linear one."""
+    return WORK_RUNS / (f"{decoder}-k{k}" if encoder in (None, "linear") else f"{decoder}-{encoder}-k{k}")
 
 
 @dataclass
@@ -93,7 +94,9 @@ def _check_graph(graph: Graph, model: type[LinkModel], options: dict[str, Any], 
             raise UsageError(f"K = {k} is larger than the feature dimension {dim} of {graph.path}; choose --k {dim} or less.")
     if k < 1:
         raise UsageError(f"--k must be at least 1 (got {k}).")
-    for name in [relation, *config.aux_relations]:
+    if config.message_relations and not model.needs_edges_for(options):
+        raise UsageError("--message-relations needs a message-passing encoder (--encoder lightgcn or sage).")
+    for name in [relation, *config.aux_relations, *config.message_relations]:
         graph.edge_index(name)  # clear error for an unknown relation
     if relation in config.aux_relations:
         raise UsageError(f"--aux-relations names {relation!r}, the relation being learnt; choose other relations.")
@@ -144,11 +147,13 @@ def _checkpoint_to_resume(writer: RunWriter, say: Callable[[str], None], resume:
 
 def _run_config(request: _Request, graph: Graph, config: TrainConfig, model: LinkModel, split: PairSplit, ctx: DistContext) -> dict[str, Any]:
     """``config.json``: every option, the graph and its checksum, the split sizes, the model."""
+    hparams = model.hparams()
     return {
         "decoder": request.decoder, "k": request.k, "relation": request.relation, "seed": request.seed, **config.to_dict(),
-        "preprocessing": model.hparams().get("preprocessing"), "candidates": request.candidates, "max_queries": request.max_queries,
+        "preprocessing": hparams.get("preprocessing"), **({"encoder": hparams["encoder"]} if "encoder" in hparams else {}),
+        "candidates": request.candidates, "max_queries": request.max_queries,
         "graph": str(graph.path.resolve()) if graph.path.exists() else str(graph.path),
-        "graph_checksum": graph_checksum(graph), "split": split.sizes(), "model": model.hparams(),
+        "graph_checksum": graph_checksum(graph), "split": split.sizes(), "model": hparams,
         "graphrec_version": __version__, "world_size": ctx.world_size,
     }
 
@@ -174,7 +179,9 @@ def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph
     history, best_epoch, search = fitted
     evaluation = evaluate_model(model, graph, split, candidates=request.candidates, max_queries=request.max_queries,
                                 seed=request.seed, inputs=inputs)
-    metrics = {"decoder": request.decoder, "k": request.k, "relation": request.relation, "train_seconds": train_seconds,
+    encoder = model.hparams().get("encoder")
+    metrics = {"decoder": request.decoder, **({"encoder": encoder} if encoder else {}), "k": request.k, "relation": request.relation,
+               "train_seconds": train_seconds,
                "best_epoch": best_epoch, "epochs_run": len(history), "weight_decay": search["chosen"],
                **({"weight_decay_search": search["done"]} if len(search["done"]) > 1 else {}), **evaluation}
     writer.write_model(model)
@@ -194,7 +201,9 @@ def _fit_and_write(request: _Request, graph: Graph, cls: type[LinkModel], option
     writer = ctx.on_main(RunWriter, request.out, force=request.force, resume=request.resume, share=False)  # None on other ranks
     checkpoint = ctx.on_main(_checkpoint_to_resume, writer, say, request.resume, decoder=request.decoder, k=request.k,
                              relation=request.relation, seed=request.seed, graph_checksum=graph_checksum(graph),
-                             **config.to_dict(), **{key: options[key] for key in ("preprocessing",) if key in options})
+                             **config.to_dict(), **{key: value for key, value in options.items() if key not in ("k", "seed")})
+    if cls.needs_edges_for(options):  # built here, after the split: only training positives and other relations' edges
+        options = {**options, "edge_index": message_edges(graph, split, config.message_relations)}
     try:
         model = cls.build(inputs, split.train_pairs, split.train_labels, **options)
         run_config = {**_run_config(request, graph, config, model, split, ctx), **split_config}
@@ -232,15 +241,6 @@ def train(
     out_dir: str | Path | None = None,
     quiet: bool = False,
     *,
-    batch_size: int | None = None,
-    weight_decay: float | Sequence[float] | None = None,
-    patience: int | None = None,
-    ema: float | None = None,
-    noise_floor: float | None = None,
-    negatives: int | None = None,
-    aux_relations: Sequence[str] | None = None,
-    aux_weight: float | None = None,
-    preprocessing: str | None = None,
     candidates: int = 100,
     max_queries: int | None = 1000,
     force: bool = False,
@@ -249,21 +249,28 @@ def train(
     distributed: bool | None = None,
     val_pairs: str | Path | None = None,
     relation_names: dict[str, str] | None = None,
+    **options: Any,
 ) -> Run:
     """Train ``decoder`` on ``relation`` of ``graph`` and write RUN_DIR ``out_dir``.
 
     ``graph`` is a GRAPH_DIR path or a :class:`Graph` (default: the sample's graph);
-    ``out_dir`` defaults to ``graphrec-sample/runs/<decoder>-k<k>``. ``echo`` receives a
-    line per epoch (default: print unless ``quiet``). Returns the loaded :class:`Run`
-    (its ``metrics`` as in ``metrics.json``). ``resume`` continues an interrupted run of
-    the same options from its last per-epoch checkpoint (``.<out>.partial/checkpoint.pt``)
-    and ends with the same metrics as an uninterrupted run. ``aux_relations`` (e.g.
-    ``["also_viewed", "bought_together"]``) also trains on those relations' edges in the
-    same style space, each loss weighted by ``aux_weight`` (mahalanobis only). Options left
-    None take the model's defaults (``get_model(decoder).defaults``). ``val_pairs`` (a labelled
-    pair file, ``relation u v label``) replaces the 80/10/10 split: training uses every edge
-    of ``relation`` and early-stops on the file's pairs of it (:func:`graphrec.pairs.split_from_file`;
-    score a test file with ``evaluate --pairs``).
+    ``out_dir`` defaults to ``graphrec-sample/runs/<decoder>-k<k>`` (``<decoder>-<encoder>-k<k>``
+    for an encoder other than linear). ``echo`` receives a line per epoch (default: print
+    unless ``quiet``). Returns the loaded :class:`Run` (its ``metrics`` as in ``metrics.json``).
+    ``resume`` continues an interrupted run of the same options from its last per-epoch
+    checkpoint (``.<out>.partial/checkpoint.pt``) and ends with the same metrics as an
+    uninterrupted run.
+
+    ``options`` are the training settings of :class:`~graphrec.training.config.TrainConfig`
+    (``batch_size``, ``weight_decay`` (one value or several to search), ``patience``, ``ema``,
+    ``noise_floor``, ``negatives``, ``aux_relations`` with ``aux_weight``, ``message_relations``)
+    and the model's own options (mahalanobis: ``encoder`` (linear, embedding, hybrid, lightgcn,
+    sage), ``preprocessing``, ``shrink``, ``layers``, ``base``). None takes the default
+    (``get_model(decoder).defaults``, adjusted by the encoder); an option the model does not
+    take is a :class:`UsageError`.
+    ``val_pairs`` (a labelled pair file, ``relation u v label``) replaces the 80/10/10 split:
+    training uses every edge of ``relation`` and early-stops on the file's pairs of it
+    (:func:`graphrec.pairs.split_from_file`; score a test file with ``evaluate --pairs``).
 
     Under torchrun (``distributed`` None detects it, True requires it) the ranks share every
     mini-batch (see :mod:`graphrec.training.loop`); rank 0 alone prints, evaluates and
@@ -272,17 +279,19 @@ def train(
     cls = get_model(decoder)
     if candidates < 1:
         raise UsageError(f"--candidates must be at least 1 (got {candidates}).")
-    config = TrainConfig.resolve(cls, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, patience=patience,
-                                 ema=ema, noise_floor=noise_floor, negatives=negatives, aux_weight=aux_weight,
-                                 aux_relations=list(aux_relations) if aux_relations is not None else None)
+    settings = {key: options.pop(key) for key in list(options) if key in TrainConfig.names()}
+    model_options = _model_options(cls, k, seed, options)
     graph = load_graph(graph if graph is not None else WORK_GRAPH) if not isinstance(graph, Graph) else graph
-    options = _model_options(cls, k, seed, {"preprocessing": preprocessing})
-    _check_graph(graph, cls, options, k, relation, config)
+    model_options = cls.with_defaults(model_options, graph.features is not None)
+    for key in ("aux_relations", "message_relations"):
+        settings[key] = list(settings[key]) if settings.get(key) is not None else None
+    config = TrainConfig.resolve(cls, cls.defaults_for(model_options), epochs=epochs, lr=lr, **settings)
+    _check_graph(graph, cls, model_options, k, relation, config)
     say = echo if echo is not None else (lambda line: None) if quiet else print
     ctx = init_distributed(distributed)
     if not ctx.is_main:
         say = lambda line: None  # noqa: E731
-    request = _Request(decoder, k, relation, seed, Path(out_dir) if out_dir is not None else default_run_dir(decoder, k),
-                       candidates, max_queries, force, resume, quiet, batch_size is not None,
+    out = Path(out_dir) if out_dir is not None else default_run_dir(decoder, k, model_options.get("encoder"))
+    request = _Request(decoder, k, relation, seed, out, candidates, max_queries, force, resume, quiet, settings.get("batch_size") is not None,
                        Path(val_pairs) if val_pairs is not None else None, relation_names)
-    return _fit_and_write(request, graph, cls, options, config, ctx, say)
+    return _fit_and_write(request, graph, cls, model_options, config, ctx, say)

@@ -159,6 +159,25 @@ class LinkModel(nn.Module):
         """Parameters that get weight decay in training."""
         return [p for p in self.parameters() if p.requires_grad]
 
+    def penalty(self) -> Tensor | None:
+        """A training penalty besides weight decay (None: none)."""
+        return None
+
+    @classmethod
+    def defaults_for(cls, options: dict[str, Any]) -> TrainDefaults:
+        """The training defaults of the model built with ``options``."""
+        return cls.defaults
+
+    @classmethod
+    def with_defaults(cls, options: dict[str, Any], has_features: bool) -> dict[str, Any]:
+        """``options`` completed with choices that depend on the graph (e.g. the encoder)."""
+        return options
+
+    @classmethod
+    def needs_edges_for(cls, options: dict[str, Any]) -> bool:
+        """True when the model built with ``options`` takes a message-passing ``edge_index``."""
+        return False
+
     @torch.no_grad()
     def predict_proba(self, inputs: NodeInputs, pairs: Tensor) -> Tensor:
         """P(edge) for each row of ``pairs`` (LongTensor ``[m, 2]`` of node indices)."""
@@ -263,6 +282,9 @@ class MetricModel(LinkModel):
 
     def decay_parameters(self) -> list[nn.Parameter]:
         return self.encoder.decay_parameters()
+
+    def penalty(self) -> Tensor | None:
+        return self.encoder.penalty()
 
     def upgrade_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
         """Runs before the encoder/decoder split stored ``shift`` and the encoder's tensors

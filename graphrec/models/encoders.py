@@ -126,6 +126,10 @@ class Encoder(nn.Module):
     propagates: ClassVar[bool] = False
     #: True when a new photo can be embedded (:meth:`embed_features`).
     embeds_photos: ClassVar[bool] = False
+    #: True when :meth:`build` takes the message-passing graph (``edge_index``).
+    needs_edges: ClassVar[bool] = False
+    #: training options this encoder changes from its model's defaults (e.g. a larger lr)
+    train_defaults: ClassVar[dict[str, Any]] = {}
     dim: int
 
     def hparams(self) -> dict[str, Any]:
@@ -162,6 +166,10 @@ class Encoder(nn.Module):
         """Parameters that get weight decay in training."""
         return [p for p in self.parameters() if p.requires_grad]
 
+    def penalty(self) -> Tensor | None:
+        """An extra training penalty of the encoder's own (None: none)."""
+        return None
+
 
 @register_encoder
 class LinearEncoder(Encoder):
@@ -197,7 +205,8 @@ class LinearEncoder(Encoder):
         return {"feature_dim": self.feature_dim, "k": self.k, "preprocessing": self.preprocessing, "seed": self.seed}
 
     @classmethod
-    def build(cls, inputs: NodeInputs, train_pairs: Tensor, k: int = 10, preprocessing: str = "sqrt", seed: int = 0) -> "LinearEncoder":
+    def build(cls, inputs: NodeInputs, train_pairs: Tensor, train_labels: Tensor, k: int = 10, preprocessing: str = "sqrt",
+              seed: int = 0) -> "LinearEncoder":
         features = inputs.require_features("the linear encoder")
         encoder = cls(feature_dim=features.shape[1], k=k, preprocessing=preprocessing, seed=seed)
         encoder.scale.copy_(feature_scale(features, torch.unique(train_pairs), preprocessing))

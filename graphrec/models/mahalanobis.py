@@ -26,6 +26,7 @@ another way and keep the same decoder.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -60,17 +61,36 @@ class MahalanobisModel(MetricModel):
     @classmethod
     def unknown_options(cls, options: dict[str, Any]) -> list[str]:
         encoder = get_encoder(options.get("encoder", "linear"))
-        own = {"k", "seed", "encoder"}
-        return options_not_taken(encoder.build, {key: value for key, value in options.items() if key not in own}, skip=2)
+        rest = {key: value for key, value in options.items() if key not in ("k", "seed", "encoder", "edge_index")}
+        if encoder.needs_edges:  # it takes base and layers; the rest goes to its base (hybrid takes the most)
+            encoder = get_encoder(rest.pop("base", None) or "hybrid")
+            rest.pop("layers", None)
+        return options_not_taken(encoder.build, rest)
 
     @classmethod
     def needs_features_for(cls, options: dict[str, Any]) -> bool:
-        return get_encoder(options.get("encoder", "linear")).needs_features
+        encoder = get_encoder(options.get("encoder", "linear"))
+        if encoder.needs_edges:  # its base decides; the default base follows the graph
+            return bool(options.get("base")) and get_encoder(options["base"]).needs_features
+        return encoder.needs_features
+
+    @classmethod
+    def with_defaults(cls, options: dict[str, Any], has_features: bool) -> dict[str, Any]:
+        """The encoder defaults to linear on a graph with features, lightgcn without."""
+        return {**options, "encoder": options.get("encoder") or ("linear" if has_features else "lightgcn")}
+
+    @classmethod
+    def needs_edges_for(cls, options: dict[str, Any]) -> bool:
+        return get_encoder(options.get("encoder", "linear")).needs_edges
+
+    @classmethod
+    def defaults_for(cls, options: dict[str, Any]) -> TrainDefaults:
+        return replace(cls.defaults, **get_encoder(options.get("encoder", "linear")).train_defaults)
 
     @classmethod
     def build(cls, inputs: NodeInputs, train_pairs: Tensor, train_labels: Tensor, k: int = 10, seed: int = 0,
               encoder: str = "linear", **encoder_options: Any) -> "MahalanobisModel":
         """``encoder_options`` go to that encoder's ``build`` (e.g. ``preprocessing`` for linear)."""
-        model = cls(get_encoder(encoder).build(inputs, train_pairs, k=k, seed=seed, **encoder_options))
+        model = cls(get_encoder(encoder).build(inputs, train_pairs, train_labels, k=k, seed=seed, **encoder_options))
         model.initialise(inputs, train_pairs, seed=seed)
         return model

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from graphrec.errors import UsageError
-from graphrec.models.base import LinkModel
+from graphrec.models.base import LinkModel, TrainDefaults
 
 __all__ = ["TrainConfig", "default_batch_size", "MIN_STEPS", "MIN_BATCH"]
 
@@ -38,18 +38,23 @@ class TrainConfig:
     aux_weight: float = 1.0
     fresh_negatives: bool = True
     calibrate: bool = True
+    message_relations: list[str] = field(default_factory=list)  # other relations a message-passing encoder propagates over
 
     @classmethod
-    def resolve(cls, model: type[LinkModel], **given: Any) -> "TrainConfig":
-        """``model.defaults`` with the options in ``given`` that are not None; a
-        :class:`UsageError` for a value out of range or an unknown option."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(given) - names)
+    def names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+    @classmethod
+    def resolve(cls, model: type[LinkModel], defaults: TrainDefaults | None = None, **given: Any) -> "TrainConfig":
+        """``defaults`` (default ``model.defaults``) with the options in ``given`` that are
+        not None; a :class:`UsageError` for a value out of range or an unknown option."""
+        unknown = sorted(set(given) - cls.names())
         if unknown:
-            raise UsageError(f"unknown training option {unknown[0]!r}; choose from {', '.join(sorted(names))}.")
-        values: dict[str, Any] = {**asdict(model.defaults), "aux_relations": [], "aux_weight": 1.0}
+            raise UsageError(f"unknown training option {unknown[0]!r}; choose from {', '.join(sorted(cls.names()))}.")
+        values: dict[str, Any] = {**asdict(defaults or model.defaults), "aux_relations": [], "aux_weight": 1.0}
         values.update({key: value for key, value in given.items() if value is not None})
         values["aux_relations"] = list(values["aux_relations"])
+        values["message_relations"] = list(values.get("message_relations") or [])
         decay = values["weight_decay"]
         decays = [float(value) for value in decay] if isinstance(decay, (list, tuple)) else [float(decay)]
         if not decays or any(not value >= 0 for value in decays):

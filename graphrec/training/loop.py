@@ -79,6 +79,9 @@ def run_epoch(state: TrainingState, data: EpochData, config: TrainConfig, epoch:
         loss = link_loss(logits, target, floor) / share
         if config.weight_decay and decayed:
             loss = loss + config.weight_decay * sum((p * p).sum() for p in decayed)
+        penalty = model.penalty()
+        if penalty is not None:
+            loss = loss + penalty
         total_loss += loss.detach().item() * share  # the main relation's loss: history reads the same with or without heads
         if heads is not None:
             loss = loss + config.aux_weight * aux_loss

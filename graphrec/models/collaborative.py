@@ -1,0 +1,123 @@
+"""Encoders that learn from the edges themselves (``--encoder embedding`` and ``hybrid``).
+
+* ``embedding``: a free K-d vector per product, learnt from the training edges alone
+  (collaborative filtering in the paper's metric form); it needs no features. A product
+  without training edges only feels the weight decay, which pulls it to the origin: it is
+  then scored by the decoder's shift alone (its prior).
+* ``hybrid``: the paper's ``x Y`` plus a per-product vector ``e_i`` under its own L2 penalty
+  (``shrink``) and starting at zero, so a product without training edges, or a new photo,
+  keeps its visual style ``x Y``, while products with many edges can move away from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from graphrec.errors import UsageError
+from graphrec.models.encoders import Encoder, LinearEncoder, register_encoder
+from graphrec.models.inputs import NodeInputs, PreparedRows
+
+__all__ = ["EmbeddingEncoder", "HybridEncoder"]
+
+
+@register_encoder
+class EmbeddingEncoder(Encoder):
+    """s_i = e_i, one learnt vector per product.
+
+    >>> EmbeddingEncoder(num_nodes=5, k=3)(torch.empty(5, 0), torch.tensor([4, 0])).shape
+    torch.Size([2, 3])
+    """
+
+    name: ClassVar[str] = "embedding"
+    help: ClassVar[str] = "a free vector per product, from the edges alone (needs no features)"
+    #: collaborative vectors move from their random start: a larger step and a light penalty
+    train_defaults: ClassVar[dict[str, Any]] = {"lr": 0.01, "weight_decay": (1e-5, 1e-4, 1e-3), "epochs": 60, "ema": 0.0}
+
+    def __init__(self, num_nodes: int, k: int = 10, seed: int = 0) -> None:
+        super().__init__()
+        if k < 1:
+            raise UsageError(f"K must be at least 1 (got {k}).")
+        self.num_nodes, self.k, self.seed = int(num_nodes), int(k), int(seed)
+        self.dim = self.k
+        generator = torch.Generator().manual_seed(seed)
+        self.vectors = nn.Parameter(torch.randn(num_nodes, k, generator=generator) / k**0.5)
+
+    def hparams(self) -> dict[str, Any]:
+        return {"num_nodes": self.num_nodes, "k": self.k, "seed": self.seed}
+
+    @classmethod
+    def build(cls, inputs: NodeInputs, train_pairs: Tensor, train_labels: Tensor, k: int = 10, seed: int = 0) -> "EmbeddingEncoder":
+        return cls(num_nodes=inputs.num_nodes, k=k, seed=seed)
+
+    def forward(self, x: Tensor | PreparedRows, nodes: Tensor | None = None) -> Tensor:
+        return self.vectors if nodes is None else self.vectors[nodes]
+
+    @torch.no_grad()
+    def rescale(self, factor: float) -> None:
+        self.vectors.mul_(factor)
+
+
+@register_encoder
+class HybridEncoder(Encoder):
+    """s_i = prepare(x_i) Y + e_i, with e_i starting at 0 and penalised by ``shrink`` ||e||^2.
+    Only products with a training edge (``warm``, a stored mask) have an offset: the others,
+    which meet training only as random non-edges, keep exactly their visual style."""
+
+    name: ClassVar[str] = "hybrid"
+    help: ClassVar[str] = "xY plus a per-product vector shrunk to 0 (falls back to xY without edges)"
+    needs_features: ClassVar[bool] = True
+    embeds_photos: ClassVar[bool] = True
+
+    def __init__(self, feature_dim: int, num_nodes: int, k: int = 10, preprocessing: str = "sqrt", seed: int = 0,
+                 shrink: float = 0.0) -> None:
+        super().__init__()
+        if shrink < 0:
+            raise UsageError(f"--shrink must not be negative (got {shrink}).")
+        self.linear = LinearEncoder(feature_dim, k, preprocessing, seed)
+        self.num_nodes, self.shrink = int(num_nodes), float(shrink)
+        self.dim = self.linear.dim
+        self.offsets = nn.Parameter(torch.zeros(num_nodes, self.dim))
+        self.register_buffer("warm", torch.zeros(num_nodes, 1))
+
+    def hparams(self) -> dict[str, Any]:
+        return {**self.linear.hparams(), "num_nodes": self.num_nodes, "shrink": self.shrink}
+
+    @classmethod
+    def build(cls, inputs: NodeInputs, train_pairs: Tensor, train_labels: Tensor, k: int = 10, preprocessing: str = "sqrt",
+              seed: int = 0, shrink: float = 0.0) -> "HybridEncoder":
+        linear = LinearEncoder.build(inputs, train_pairs, train_labels, k=k, preprocessing=preprocessing, seed=seed)
+        encoder = cls(linear.feature_dim, inputs.num_nodes, k, preprocessing, seed, shrink)
+        encoder.linear.load_state_dict(linear.state_dict())
+        encoder.warm[train_pairs[train_labels > 0.5].reshape(-1)] = 1.0
+        return encoder
+
+    def training_inputs(self, inputs: NodeInputs) -> Tensor | PreparedRows:
+        return self.linear.training_inputs(inputs)
+
+    def forward(self, x: Tensor | PreparedRows, nodes: Tensor | None = None) -> Tensor:
+        offsets = self.offsets * self.warm
+        return self.linear(x, nodes) + (offsets if nodes is None else offsets[nodes])
+
+    @torch.no_grad()
+    def styles(self, inputs: NodeInputs, nodes: Tensor | None = None) -> Tensor:
+        index = torch.arange(self.num_nodes) if nodes is None else torch.as_tensor(nodes, dtype=torch.long)
+        return self.linear.styles(inputs, index) + self.offsets[index] * self.warm[index]
+
+    def embed_features(self, features: Tensor) -> Tensor:
+        """A new photo has no learnt offset: its visual style ``x Y``."""
+        return self.linear.embed_features(features)
+
+    @torch.no_grad()
+    def rescale(self, factor: float) -> None:
+        self.linear.rescale(factor)
+        self.offsets.mul_(factor)
+
+    def decay_parameters(self) -> list[nn.Parameter]:
+        """Only Y: the offsets have their own penalty (``shrink``)."""
+        return self.linear.decay_parameters()
+
+    def penalty(self) -> Tensor | None:
+        return self.shrink * (self.offsets * self.offsets).sum() if self.shrink > 0 else None

@@ -1,0 +1,134 @@
+"""Collaborative encoders (embedding, hybrid, lightgcn, sage) behind the one distance decoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_model_contract import contract_graph
+
+from graphrec.errors import UsageError
+from graphrec.graph import Graph
+from graphrec.inputs import node_inputs
+from graphrec.models import EmbeddingEncoder, get_encoder, list_encoders
+from graphrec.recommend import Recommender
+from graphrec.runs import load_run
+from graphrec.sampling import message_edges, pair_keys, split_pairs
+from graphrec.train import train
+
+QUICK = {"epochs": 4, "weight_decay": 1e-3, "quiet": True, "max_queries": 20, "candidates": 10}
+
+
+def multiplex_graph(n: int = 80) -> Graph:
+    """also_viewed lists every also_bought edge and more, so held-out also_bought pairs are
+    also_viewed edges: the message-passing graph must drop them."""
+    graph = contract_graph(n=n)
+    bought = graph.edge_index("also_bought")
+    rng = np.random.default_rng(1)
+    extra = np.stack([rng.integers(0, n, 60), rng.integers(0, n, 60)])
+    extra = extra[:, extra[0] != extra[1]]
+    viewed = np.concatenate([bought.numpy(), extra], axis=1)
+    return Graph.from_arrays(list(graph.asins), {"also_bought": bought.numpy(), "also_viewed": viewed},
+                             features=np.asarray(graph.features), products=graph.products)
+
+
+def _held_out_positive_keys(split) -> torch.Tensor:
+    positives = torch.cat([split.val_pairs[split.val_labels > 0.5], split.test_pairs[split.test_labels > 0.5]])
+    return pair_keys(positives, split.num_nodes)
+
+
+def test_message_edges_hold_training_positives_and_no_held_out_pair():
+    graph = multiplex_graph()
+    split = split_pairs(graph, "also_bought", seed=0)
+    for relations in ([], ["also_viewed"]):
+        edges = message_edges(graph, split, relations)
+        keys = pair_keys(edges.t(), split.num_nodes)
+        assert not torch.isin(keys, split.held_out_keys).any()  # no validation/test pair, edge or not
+        assert torch.isin(pair_keys(split.train_positives, split.num_nodes), keys).all()
+    # also_viewed adds edges, but never one of also_bought's held-out positives (it lists them all)
+    assert torch.isin(_held_out_positive_keys(split), pair_keys(graph.edge_index("also_viewed").t(), split.num_nodes)).all()
+    assert len(message_edges(graph, split, ["also_viewed"])[0]) > len(message_edges(graph, split)[0])
+
+
+@pytest.mark.parametrize("encoder", ["lightgcn", "sage"])
+def test_a_trained_message_passing_model_never_saw_validation_or_test_edges(tmp_path, encoder):
+    graph = multiplex_graph()
+    run = train(graph, k=3, encoder=encoder, message_relations=["also_viewed"], out_dir=tmp_path / encoder, **QUICK)
+    split = split_pairs(graph, "also_bought", seed=0)
+    for model in (run.model, load_run(run.path, graph=graph).model):
+        stored = model.encoder.edge_index
+        keys = pair_keys(stored.t(), split.num_nodes)
+        assert not torch.isin(keys, split.held_out_keys).any()
+        assert not torch.isin(_held_out_positive_keys(split), keys).any()
+    assert run.config["message_relations"] == ["also_viewed"] and run.config["encoder"] == encoder
+
+
+def test_every_encoder_trains_reloads_and_recommends(tmp_path):
+    graph = contract_graph(n=80)
+    for name in list_encoders():
+        run = train(graph, k=3, encoder=name, out_dir=tmp_path / name, **QUICK)
+        reloaded = load_run(run.path, graph=graph)
+        pairs = torch.tensor([[0, 2], [1, 3], [0, 1]])
+        assert torch.equal(reloaded.model.predict_proba(reloaded.inputs, pairs), run.model.predict_proba(run.inputs, pairs))
+        rec = Recommender.load(run.path, graph=graph, cache=False)
+        table = rec.neighbours(str(graph.asins[0]), k=5)
+        assert len(table) == 5 and str(graph.asins[0]) not in set(table["asin"])
+        # the table's probability is the model's own for that pair
+        node = graph.index_of(table["asin"].iloc[0])
+        expected = run.model.predict_proba(run.inputs, torch.tensor([[0, node]])).item()
+        assert table["probability"].iloc[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_graph_without_features_or_metadata_trains_and_recommends(tmp_path):
+    graph = contract_graph(n=80)
+    bare = Graph.from_arrays(list(graph.asins), graph.edges)
+    run = train(bare, k=4, out_dir=tmp_path / "bare", **QUICK)
+    assert run.config["encoder"] == "lightgcn" and run.config["model"]["base"]["encoder"] == "embedding"
+    assert run.metrics["test"]["hit@10"] is None  # no features: no nearest-neighbour candidates
+    table = Recommender.load(run.path, graph=bare, cache=False).neighbours(str(bare.asins[3]), k=4)
+    assert len(table) == 4 and table["probability"].between(0, 1).all()
+    with pytest.raises(UsageError, match="image features"):
+        train(bare, k=4, encoder="linear", out_dir=tmp_path / "linear", **QUICK)
+
+
+def test_hybrid_products_without_training_edges_keep_their_visual_style(tmp_path):
+    graph = contract_graph(n=80)
+    run = train(graph, k=3, encoder="hybrid", out_dir=tmp_path / "hybrid", **QUICK)
+    encoder, inputs = run.model.encoder, node_inputs(graph)
+    split = split_pairs(graph, "also_bought", seed=0)
+    seen = torch.zeros(graph.num_nodes, dtype=torch.bool)
+    seen[split.train_positives.reshape(-1)] = True
+    cold = (~seen).nonzero().squeeze(1)
+    assert len(cold) and seen.any()
+    visual = encoder.linear.styles(inputs)
+    torch.testing.assert_close(encoder.styles(inputs, cold), visual[cold])  # offsets of cold products stay 0
+    assert not torch.allclose(encoder.styles(inputs, seen.nonzero().squeeze(1)), visual[seen])
+    rows = torch.from_numpy(np.asarray(graph.features[:2], dtype=np.float32))
+    torch.testing.assert_close(run.model.embed_features(rows), encoder.linear.embed_features(rows))  # a new photo: xY
+
+
+def test_warm_and_cold_test_pairs_are_reported_apart(tmp_path):
+    graph = contract_graph(n=80)
+    run = train(graph, k=3, encoder="embedding", out_dir=tmp_path / "warm", **QUICK)
+    warm, cold, test = run.metrics["test_warm"], run.metrics["test_cold"], run.metrics["test"]
+    assert warm["pairs"] + cold["pairs"] == test["pairs"] and warm["pairs"] > 0 and cold["pairs"] > 0
+    blended = (warm["accuracy"] * warm["pairs"] + cold["accuracy"] * cold["pairs"]) / test["pairs"]
+    assert blended == pytest.approx(test["accuracy"])
+
+
+def test_encoder_options_are_checked(tmp_path):
+    graph = contract_graph(n=80)
+    with pytest.raises(UsageError, match="unknown encoder"):
+        train(graph, encoder="gat", out_dir=tmp_path / "a", **QUICK)
+    with pytest.raises(UsageError, match="takes no --preprocessing"):
+        train(graph, encoder="embedding", preprocessing="sqrt", out_dir=tmp_path / "b", **QUICK)
+    with pytest.raises(UsageError, match="message-passing encoder"):
+        train(graph, encoder="linear", message_relations=["also_bought"], out_dir=tmp_path / "c", **QUICK)
+    with pytest.raises(UsageError, match="cannot embed a new photo"):
+        EmbeddingEncoder(num_nodes=3, k=2).embed_features(torch.zeros(1, 4))
+    assert get_encoder("lightgcn").needs_edges and not get_encoder("hybrid").needs_edges
+
+
+def test_products_table_is_not_needed_by_collaborative_encoders():
+    inputs = node_inputs(Graph.from_arrays(["a", "b", "c"], {"also_bought": np.array([[0], [1]])}))
+    assert inputs.features is None and inputs.fields.tokens()[0] == ["brand:?", "price:?"]
