@@ -33,8 +33,10 @@ class EmbeddingEncoder(Encoder):
 
     name: ClassVar[str] = "embedding"
     help: ClassVar[str] = "a free vector per product, from the edges alone (needs no features)"
-    #: collaborative vectors move from their random start: a larger step and a light penalty
-    train_defaults: ClassVar[dict[str, Any]] = {"lr": 0.01, "weight_decay": (1e-5, 1e-4, 1e-3), "epochs": 60, "ema": 0.0}
+    #: collaborative vectors move from their random start: a large step, no per-step penalty on
+    #: every vector (it holds them at the origin), early stopping instead (as lightgcn)
+    train_defaults: ClassVar[dict[str, Any]] = {"lr": 0.05, "batch_size": 16_384, "weight_decay": 0.0, "epochs": 40,
+                                                "patience": 4, "ema": 0.0}
 
     def __init__(self, num_nodes: int, k: int = 10, seed: int = 0) -> None:
         super().__init__()

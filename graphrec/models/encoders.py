@@ -2,6 +2,10 @@
 
 An encoder is a small module in the PyG GAE sense:
 
+* ``build(inputs, train_pairs, train_labels, k=..., seed=..., **its options)`` -> a fresh
+  encoder whose data-dependent parts (preprocessing statistics, which products have edges)
+  come from the training pairs only; a message-passing encoder (``needs_edges``) also takes
+  ``edge_index``, the training graph it propagates over;
 * ``training_inputs(inputs)`` -> the rows its ``forward`` reads, one per node (prepared
   feature rows; a zero-width tensor for encoders without features), built once per fit;
 * ``forward(x, nodes=None)`` -> style vectors ``[len(nodes), K]`` of ``nodes`` (every node
@@ -10,7 +14,9 @@ An encoder is a small module in the PyG GAE sense:
 * ``styles(inputs, nodes=None)`` -> the same without gradients, streamed from the
   (memory-mapped) features for evaluation and the faiss index;
 * ``embed_features(features)`` -> styles of raw feature rows that need not be products
-  of the graph (a new photo: cold start).
+  of the graph (a new photo: cold start);
+* ``decay_parameters()`` and ``penalty()`` -> what training regularises;
+  ``rescale(factor)`` -> the decoder's initial calibration of the style scale.
 
 Encoders are registered by name (:func:`get_encoder`, :func:`list_encoders`) and rebuilt
 from :meth:`Encoder.hparams` (JSON) plus a state_dict.

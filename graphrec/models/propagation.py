@@ -47,7 +47,11 @@ class _Propagating(Encoder):
 
     propagates: ClassVar[bool] = True
     needs_edges: ClassVar[bool] = True
-    train_defaults: ClassVar[dict[str, Any]] = {"lr": 0.01, "weight_decay": 1e-4, "epochs": 60, "ema": 0.0}
+    #: measured on GATNE Amazon's also_bought (K = 64): weight decay on every vector at each step
+    #: (the paper's penalty, meant for one projection) held them near 0 (val AUC stayed at its
+    #: untrained 0.75); without it, lr 0.05 on 16k-pair batches reached 0.985 in 10 epochs
+    train_defaults: ClassVar[dict[str, Any]] = {"lr": 0.05, "batch_size": 16_384, "weight_decay": 0.0, "epochs": 40,
+                                                "patience": 4, "ema": 0.0}
 
     def __init__(self, base: Encoder, num_edges: int, layers: int = 3) -> None:
         super().__init__()
@@ -126,22 +130,26 @@ class LightGCNEncoder(_Propagating):
         super().__init__(base, num_edges, layers)
         pyg_nn, _ = _pyg()
         self.conv = pyg_nn.LGConv(normalize=False)
-        self._norm: tuple[tuple[int, int, int], Tensor, Tensor] | None = None
+        self._norm: tuple[tuple[int, int, int], Tensor] | None = None
 
-    def _normalised(self, num_nodes: int) -> tuple[Tensor, Tensor]:
-        """(edge_index with self-loops, symmetric-normalised weights), computed once per edge list."""
+    def _adjacency(self, num_nodes: int) -> Tensor:
+        """The symmetric-normalised adjacency with self-loops as a sparse CSR matrix (LGConv
+        then propagates by one sparse-dense product), computed once per edge list."""
         key = (self.edge_index.data_ptr(), self.edge_index._version, num_nodes)
         if self._norm is None or self._norm[0] != key:
             _, gcn_norm = _pyg()
             edges, weights = gcn_norm(self.edge_index, None, num_nodes, add_self_loops=True)
-            self._norm = (key, edges, weights)
-        return self._norm[1], self._norm[2]
+            with warnings.catch_warnings():  # "sparse CSR support is in beta" and invariant-check notices
+                warnings.simplefilter("ignore", UserWarning)
+                adjacency = torch.sparse_coo_tensor(edges.flip(0), weights, (num_nodes, num_nodes)).coalesce().to_sparse_csr()
+            self._norm = (key, adjacency)
+        return self._norm[1]
 
     def propagate(self, h: Tensor) -> Tensor:
-        edges, weights = self._normalised(len(h))
+        adjacency = self._adjacency(len(h))
         total, layer = h, h
         for _ in range(self.layers):
-            layer = self.conv(layer, edges, weights)
+            layer = self.conv(layer, adjacency)
             total = total + layer
         return total / (self.layers + 1)
 
