@@ -30,6 +30,7 @@ ARGUMENTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_neighbours": (["--size", "20000", "--single", "20", "--batch", "100"], []),
     "bench_extract": (["--images", "32", "--batch-size", "16"], []),
     "bench_distributed": (["--products", "300", "--dim", "64", "--epochs", "2", "--images", "16"], []),
+    "bench_collaborative": (["--epochs", "2", "--planted-edges", "20000"], []),
     "bench_scale": (["--products", "2000", "--dim", "256", "--k", "10", "--epochs", "2", "--single", "20", "--batch", "100",
                      "--work", str(HERE / "cache" / "quick-scale-work"), "--results", str(HERE / "cache" / "quick-results")],
                     ["--products", "100000"]),

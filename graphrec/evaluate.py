@@ -20,6 +20,7 @@ from graphrec.graph import Graph
 from graphrec.inputs import node_inputs
 from graphrec.models.base import LinkModel
 from graphrec.models.inputs import NodeInputs
+from graphrec.pairs import split_from_file
 from graphrec.runs import Run, load_run
 from graphrec.sampling import CandidateSets, PairSplit, knn_candidates, query_partners, random_candidates, split_pairs
 
@@ -166,8 +167,6 @@ def run_split(run: Run) -> PairSplit:
     ``--val-pairs`` split of its validation file."""
     relation, seed = run.config.get("relation", "also_bought"), int(run.config.get("seed", 0))
     if run.config.get("val_pairs"):
-        from graphrec.pairs import split_from_file
-
         return split_from_file(run.graph, relation, run.config["val_pairs"], seed, run.config.get("relation_names"))[0]
     return split_pairs(run.graph, relation, seed)
 
