@@ -192,7 +192,7 @@ def graphrec_fitter(encoder: str | None, multiplex: bool = False) -> Callable[[T
             val_file.write_text("".join(f"{task.name} {u} {v} {int(y)}\n" for (u, v), y in
                                         zip(task.val_pairs.tolist(), task.val_labels.tolist())))
             run = train(graph, relation=task.name, val_pairs=val_file, out_dir=Path(tmp) / "run",
-                        quiet=True, seed=options.seed, **extra)
+                        quiet=True, seed=options.seed, k=options.k, **extra)
         return lambda pairs: run.model.predict_proba(run.inputs, pairs).double()
 
     return fit
@@ -368,6 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--batch-size", type=int, default=16_384)
     parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--k", type=int, default=64, help="graphrec's style dimension K (64 like the LightGCN peer's --dim)")
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--reg", type=float, default=1e-4, help="LightGCN's L2 on the batch's embeddings")
     parser.add_argument("--seed", type=int, default=0)
