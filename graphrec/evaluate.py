@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from graphrec.errors import UsageError
 from graphrec.graph import Graph
 from graphrec.inputs import node_inputs
 from graphrec.models.base import LinkModel
@@ -152,6 +153,8 @@ def warm_pairs(split: PairSplit, pairs: Tensor) -> Tensor:
 
 def evaluate_run(run_dir: str | Path, graph: Graph | None = None, candidates: int | None = None, max_queries: int | None = 1000) -> tuple[Run, dict[str, Any]]:
     """Reload a RUN_DIR, rebuild its split (same relation and seed) and recompute its metrics."""
+    if candidates is not None and candidates < 1:  # the same limit as train's
+        raise UsageError(f"--candidates must be at least 1 (got {candidates}).")
     run = load_run(run_dir, graph)
     config = run.config
     split = run_split(run)
