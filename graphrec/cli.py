@@ -51,9 +51,9 @@ LIMITS: dict[str, tuple[float, float, bool, bool]] = {
 
 
 def _limit_text(low: float, high: float, low_open: bool, high_open: bool) -> str:
-    """"an integer from 1 to 64", "a finite number above 0", "a number from 0 to below 0.5"."""
+    """"at least 1 and at most 64" (integers), "a finite number above 0"."""
     if isinstance(high, int):
-        return f"an integer from {low} to {high}"
+        return f"at least {low} and at most {high}"
     lower = f"a finite number {'above' if low_open else 'at least'} {low:g}"
     return lower if math.isinf(high) else f"{lower} and {'below' if high_open else 'at most'} {high:g}"
 
