@@ -123,8 +123,8 @@ def test_fm_and_category_tree_train_without_features(tmp_path):
 
 
 def test_bad_requests_are_usage_errors(tmp_path):
-    with pytest.raises(UsageError, match="image features"):
-        train(easy_graph(features=False), decoder="mahalanobis", out_dir=tmp_path / "a", quiet=True)
+    with pytest.raises(UsageError, match="image features"):  # without features the default encoder is lightgcn (issue 14)
+        train(easy_graph(features=False), decoder="mahalanobis", encoder="linear", out_dir=tmp_path / "a", quiet=True)
     with pytest.raises(UsageError, match="larger than the feature dimension"):
         train(easy_graph(), decoder="mahalanobis", k=17, out_dir=tmp_path / "b", quiet=True)
     with pytest.raises(UsageError, match="relation"):
