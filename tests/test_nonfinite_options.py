@@ -57,7 +57,7 @@ def test_non_finite_feature_rows_are_refused_at_train_time_by_row_and_asin(graph
     assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()
 
 
-def test_neighbours_refuses_a_query_whose_style_vector_is_not_finite(tmp_path):
+def test_neighbours_and_evaluate_refuse_non_finite_results_of_features_edited_after_training(tmp_path):
     graph = write_graph_dir(easy_graph(n=60), tmp_path / "graph")
     assert _train(graph, tmp_path / "run").exit_code == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -68,6 +68,9 @@ def test_neighbours_refuses_a_query_whose_style_vector_is_not_finite(tmp_path):
     result = runner.invoke(app, ["neighbours", "B000000017", "--run", str(tmp_path / "run")])
     assert result.exit_code == 1
     assert "style vector of ASIN B000000017" in _one_line_error(result)
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 2 and "NaN" not in result.stdout
+    assert "predicts NaN or infinite probabilities" in _one_line_error(result)
 
 
 def test_a_scaling_dominated_by_one_row_is_a_warning(graph_dir, tmp_path):
