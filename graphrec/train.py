@@ -34,7 +34,7 @@ import numpy as np
 
 from graphrec import __version__
 from graphrec.distributed import DistContext, init_distributed
-from graphrec.errors import DataError, UsageError
+from graphrec.errors import DataError, GraphrecWarning, UsageError
 from graphrec.evaluate import evaluate_model, require_finite_metrics
 from graphrec.graph import Graph, load_graph
 from graphrec.graph.outliers import scaling_warning
@@ -210,7 +210,7 @@ def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph
     return writer.commit(), metrics
 
 
-class ScalingWarning(UserWarning):
+class ScalingWarning(GraphrecWarning):
     """The feature scaling training chose is dominated by a few extreme rows."""
 
 
