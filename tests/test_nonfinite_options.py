@@ -144,3 +144,13 @@ def test_from_file_skips_a_bom_and_pads(tmp_path):
     file = tmp_path / "queries.txt"
     file.write_bytes("\ufeff  B000000001 \n# a comment\nB000000002\t# trailing\n\u00a0B000000003\u200b\n".encode())
     assert read_asin_file(file) == ["B000000001", "B000000002", "B000000003"]
+
+
+@pytest.mark.parametrize("option", [{"lr": math.nan}, {"lr": math.inf}, {"aux_weight": math.inf}])
+def test_the_library_refuses_non_finite_settings_too(graph_dir, tmp_path, option):
+    from graphrec.errors import UsageError
+    from graphrec.train import train
+
+    with pytest.raises(UsageError, match="finite positive"):
+        train(graph_dir, k=2, out_dir=tmp_path / "run", quiet=True, **option)
+    assert not (tmp_path / "run").exists()
