@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from pathlib import Path
 from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
 
-from graphrec.errors import GraphrecError
+from graphrec.errors import GraphrecError, GraphrecWarning
 from graphrec.fs import os_error_message
 
 app = typer.Typer(
@@ -51,9 +52,9 @@ LIMITS: dict[str, tuple[float, float, bool, bool]] = {
 
 
 def _limit_text(low: float, high: float, low_open: bool, high_open: bool) -> str:
-    """"an integer from 1 to 64", "a finite number above 0", "a number from 0 to below 0.5"."""
+    """"at least 1 and at most 64" (integers), "a finite number above 0"."""
     if isinstance(high, int):
-        return f"an integer from {low} to {high}"
+        return f"at least {low} and at most {high}"
     lower = f"a finite number {'above' if low_open else 'at least'} {low:g}"
     return lower if math.isinf(high) else f"{lower} and {'below' if high_open else 'at most'} {high:g}"
 
@@ -86,6 +87,14 @@ def _flags() -> dict[str, str]:
     return {param.name: max(param.opts, key=len) for param in params if param.opts}
 
 
+def _print_warning(others: Callable, message, category, *details) -> None:
+    """``warnings.showwarning`` of the commands: a :class:`GraphrecWarning` is one
+    ``warning:`` line on stderr; other warnings go to ``others`` (Python's own display)."""
+    if not issubclass(category, GraphrecWarning):
+        return others(message, category, *details)
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def _run(func: Callable) -> Callable:
     """Decorator for commands: user errors become one line on stderr and a non-zero exit.
     So does an operating-system error on a path (an output folder that cannot be written,
@@ -95,8 +104,11 @@ def _run(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            check_limits(kwargs)
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():  # graphrec's warnings (e.g. train's ScalingWarning): one line each, as they happen
+                warnings.simplefilter("always", GraphrecWarning)
+                warnings.showwarning = functools.partial(_print_warning, warnings.showwarning)
+                check_limits(kwargs)
+                return func(*args, **kwargs)
         except (GraphrecError, OSError) as error:
             if _state["debug"]:
                 raise
@@ -358,11 +370,6 @@ def _print_pair_metrics(result: dict) -> None:
                   f"other relations' pairs skipped: {result['other_relation_pairs'] or 'none'}.", highlight=False)
 
 
-def _print_warning(message, category, *details) -> None:
-    """``warnings.showwarning`` for the commands: one ``warning:`` line on stderr."""
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
-
-
 def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
     """``"1e-3"`` -> 0.001; ``"1e-3,3e-2"`` -> [0.001, 0.03]; a clear error otherwise."""
     from graphrec.errors import UsageError
@@ -420,25 +427,20 @@ def train_command(
     split 80/10/10 by --seed. The epoch with the best validation accuracy is kept. The
     RUN_DIR holds config.json, model.pt, history.csv, metrics.json and curve.png.
     """
-    import warnings
-
     from graphrec.distributed import is_main_process
     from graphrec.io.edges import parse_relation_names
-    from graphrec.train import ScalingWarning, train
+    from graphrec.train import train
 
-    with warnings.catch_warnings():  # a ScalingWarning is printed as it happens, as one line
-        warnings.simplefilter("always", ScalingWarning)
-        warnings.showwarning = _print_warning
-        run = train(
-            graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
-            encoder=encoder, message_relations=_names(message_relations), layers=layers, shrink=shrink,
-            batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
-            noise_floor=noise_floor, negatives=negatives, patience=patience,
-            aux_relations=_names(aux_relations),
-            aux_weight=aux_weight, decay_search=decay_search, candidates=candidates, force=force,
-            echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
-            distributed=distributed, val_pairs=val_pairs, relation_names=parse_relation_names(relation_names) or None,
-        )
+    run = train(
+        graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
+        encoder=encoder, message_relations=_names(message_relations), layers=layers, shrink=shrink,
+        batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
+        noise_floor=noise_floor, negatives=negatives, patience=patience,
+        aux_relations=_names(aux_relations),
+        aux_weight=aux_weight, decay_search=decay_search, candidates=candidates, force=force,
+        echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
+        distributed=distributed, val_pairs=val_pairs, relation_names=parse_relation_names(relation_names) or None,
+    )
     if distributed is not False and not is_main_process():
         return  # rank 0 reports for every process
     _print_metrics(f"{decoder}{_encoder_label(run.config)} K={k} on {relation}", run.metrics)

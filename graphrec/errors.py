@@ -9,7 +9,7 @@ ASIN and what to do. The CLI prints that sentence and exits non-zero; only
 
 from __future__ import annotations
 
-__all__ = ["GraphrecError", "DataError", "UsageError"]
+__all__ = ["GraphrecError", "DataError", "UsageError", "GraphrecWarning"]
 
 
 class GraphrecError(Exception):
@@ -26,3 +26,8 @@ class UsageError(GraphrecError):
     """Options that cannot work together, or that ask for something that is not there."""
 
     exit_code = 2
+
+
+class GraphrecWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it
+    as one ``warning:`` line)."""

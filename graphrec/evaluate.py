@@ -9,6 +9,7 @@ the same score ranks its partners at random rather than first.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from graphrec.errors import UsageError
 from graphrec.graph import Graph
 from graphrec.inputs import node_inputs
 from graphrec.models.base import LinkModel
@@ -26,6 +28,7 @@ from graphrec.sampling import CandidateSets, PairSplit, knn_candidates, query_pa
 
 __all__ = [
     "RANK_K",
+    "require_finite_metrics",
     "binary_metrics",
     "roc_auc",
     "ranking_metrics",
@@ -153,13 +156,26 @@ def warm_pairs(split: PairSplit, pairs: Tensor) -> Tensor:
 
 def evaluate_run(run_dir: str | Path, graph: Graph | None = None, candidates: int | None = None, max_queries: int | None = 1000) -> tuple[Run, dict[str, Any]]:
     """Reload a RUN_DIR, rebuild its split (same relation and seed) and recompute its metrics."""
+    if candidates is not None and candidates < 1:  # the same limit as train's
+        raise UsageError(f"--candidates must be at least 1 (got {candidates}).")
     run = load_run(run_dir, graph)
     config = run.config
     split = run_split(run)
     metrics = evaluate_model(run.model, run.graph, split, candidates or int(config.get("candidates", 100)), max_queries,
                              int(config.get("seed", 0)), inputs=run.inputs)
+    require_finite_metrics(metrics, f"the {config['decoder']} model of {run.path}", "its graph's features or its weights "
+                           "are not finite numbers; rebuild the graph with graphrec build-graph --force and train the run again")
     metrics = {"decoder": config["decoder"], "k": config.get("k"), "relation": config.get("relation"), **metrics}
     return run, metrics
+
+
+def require_finite_metrics(metrics: dict[str, Any], model: str, advice: str) -> None:
+    """A :class:`UsageError` when a scored split's accuracy or log-loss is NaN or infinite:
+    the model's predictions are not numbers, and such metrics are never reported or written."""
+    for section, values in metrics.items():
+        if isinstance(values, dict) and values.get("pairs") and not all(
+                math.isfinite(values.get(key, 0.0)) for key in ("accuracy", "log_loss")):
+            raise UsageError(f"{model} predicts NaN or infinite probabilities on the {section} pairs; {advice}.")
 
 
 def run_split(run: Run) -> PairSplit:

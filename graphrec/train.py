@@ -23,7 +23,6 @@ Per-model defaults live on the model classes (``get_model(name).defaults``).
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 import warnings
@@ -35,8 +34,8 @@ import numpy as np
 
 from graphrec import __version__
 from graphrec.distributed import DistContext, init_distributed
-from graphrec.errors import DataError, UsageError
-from graphrec.evaluate import evaluate_model
+from graphrec.errors import DataError, GraphrecWarning, UsageError
+from graphrec.evaluate import evaluate_model, require_finite_metrics
 from graphrec.graph import Graph, load_graph
 from graphrec.graph.outliers import scaling_warning
 from graphrec.inputs import node_inputs
@@ -198,7 +197,7 @@ def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph
     history, best_epoch, search = fitted
     evaluation = evaluate_model(model, graph, split, candidates=request.candidates, max_queries=request.max_queries,
                                 seed=request.seed, inputs=inputs)
-    _require_finite_metrics(evaluation, request.decoder)
+    require_finite_metrics(evaluation, f"the fitted {request.decoder} model", "train again with a smaller --lr. No RUN_DIR was written")
     encoder = model.hparams().get("encoder")
     metrics = {"decoder": request.decoder, **({"encoder": encoder} if encoder else {}), "k": request.k, "relation": request.relation,
                "train_seconds": train_seconds,
@@ -211,7 +210,7 @@ def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph
     return writer.commit(), metrics
 
 
-class ScalingWarning(UserWarning):
+class ScalingWarning(GraphrecWarning):
     """The feature scaling training chose is dominated by a few extreme rows."""
 
 
@@ -225,16 +224,6 @@ def _warn_if_scaling_dominated(model: LinkModel, graph: Graph) -> None:
             if message is not None:
                 warnings.warn(message, ScalingWarning, stacklevel=2)
             return
-
-
-def _require_finite_metrics(evaluation: dict[str, Any], decoder: str) -> None:
-    """Refuse to write a run whose predictions are not numbers: accuracy or log-loss of a
-    scored split that is NaN or infinite means the fitted model is unusable."""
-    for section, values in evaluation.items():
-        if isinstance(values, dict) and values.get("pairs") and not all(
-                math.isfinite(values.get(key, 0.0)) for key in ("accuracy", "log_loss")):
-            raise UsageError(f"the fitted {decoder} model predicts NaN or infinite probabilities on the {section} pairs; "
-                             "train again with a smaller --lr. No RUN_DIR was written.")
 
 
 def _fit_and_write(request: _Request, graph: Graph, cls: type[LinkModel], options: dict[str, Any], config: TrainConfig,

@@ -3,6 +3,7 @@ options given, validated once."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -72,8 +73,8 @@ class TrainConfig:
             raise UsageError(f"--aux-relations needs a decoder with a learnt style space (mahalanobis); {model.name} has none.")
         if len(set(aux)) != len(aux):
             raise UsageError(f"--aux-relations names a relation twice ({', '.join(aux)}).")
-        if not self.aux_weight > 0:
-            raise UsageError(f"--aux-weight must be positive (got {self.aux_weight}).")
+        if not 0 < self.aux_weight < math.inf:
+            raise UsageError(f"--aux-weight must be a finite positive number (got {self.aux_weight}).")
         for key in ("epochs", "batch_size", "patience"):
             if getattr(self, key) < 0:
                 raise UsageError(f"--{key.replace('_', '-')} must not be negative (got {getattr(self, key)}).")
@@ -85,8 +86,8 @@ class TrainConfig:
             raise UsageError(f"--noise-floor must be in [0, 0.5) (got {self.noise_floor}).")
         if self.decay_search not in DECAY_SEARCHES:
             raise UsageError(f"--decay-search must be one of {', '.join(DECAY_SEARCHES)} (got {self.decay_search!r}).")
-        if model.trainable and (self.epochs < 1 or self.batch_size < 1 or self.lr <= 0):
-            raise UsageError("--epochs and --batch-size must be at least 1 and --lr positive.")
+        if model.trainable and (self.epochs < 1 or self.batch_size < 1 or not 0 < self.lr < math.inf):
+            raise UsageError("--epochs and --batch-size must be at least 1 and --lr a finite positive number.")
 
     @property
     def decays(self) -> list[float]:
