@@ -33,7 +33,7 @@ from graphrec.models.base import PAIR_CHUNK, MetricModel
 from graphrec.models.encoders import LinearEncoder, chunked
 from graphrec.sampling import PairSplit, shuffled_pairs
 from graphrec.training.config import TrainConfig
-from graphrec.training.loop import CALIBRATION_PAIRS, EpochData, _epoch_negatives
+from graphrec.training.loop import CALIBRATION_PAIRS, EpochData, _epoch_negatives, require_finite_training
 from graphrec.training.objective import best_offset, link_loss
 from graphrec.training.state import EarlyStopping
 
@@ -275,6 +275,7 @@ def fit_jointly(
             if not state.active:
                 break
             losses, correct, count = _run_epoch(state, data, config, epoch)
+            require_finite_training([loss / max(count, 1) for loss in losses], state.params, epoch, config.lr)
             state.epoch = epoch
             _validate(state, data, config, losses, correct, count, time.perf_counter() - started)
             trained = list(state.active)

@@ -30,7 +30,7 @@ from graphrec.training.config import TrainConfig
 from graphrec.training.objective import best_offset, link_loss, shared_style_logits
 from graphrec.training.state import TrainingState
 
-__all__ = ["CALIBRATION_PAIRS", "check_finite", "fit_model", "run_epoch", "validate", "fit_closed_form"]
+__all__ = ["CALIBRATION_PAIRS", "check_finite", "require_finite_training", "fit_model", "run_epoch", "validate", "fit_closed_form"]
 
 CALIBRATION_PAIRS = 50_000  # training pairs (a fixed random subset) used to re-choose the threshold
 EpochHook = Callable[[dict[str, float], dict[str, Any]], None]
@@ -110,9 +110,15 @@ def validate(model: LinkModel, data: EpochData, calibrate: bool, train_accuracy:
 def check_finite(model: LinkModel, loss: float, epoch: int, lr: float) -> None:
     """A :class:`UsageError` when the epoch's loss or any weight is NaN or infinite: the
     run diverged (almost always a learning rate too large), and nothing it computes is usable."""
-    finite = math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
-    if not finite:
-        what = f"the loss is {loss}" if not math.isfinite(loss) else "its weights are no longer finite numbers"
+    require_finite_training([loss], list(model.parameters()), epoch, lr)
+
+
+def require_finite_training(losses: list[float], weights: list[torch.Tensor], epoch: int, lr: float) -> None:
+    """:func:`check_finite` for any fit: the epoch's losses (one per candidate of a joint
+    weight-decay search) and the tensors it trains."""
+    bad = next((loss for loss in losses if not math.isfinite(loss)), None)
+    if bad is not None or not all(bool(torch.isfinite(w).all()) for w in weights):
+        what = f"the loss is {bad}" if bad is not None else "its weights are no longer finite numbers"
         raise UsageError(f"training diverged in epoch {epoch} ({what}); train again with a smaller --lr "
                          f"(this run used {lr:g}). No RUN_DIR was written.")
 
