@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,7 +34,7 @@ from graphrec.sampling import PairSplit, shuffled_pairs
 from graphrec.training.config import TrainConfig
 from graphrec.training.loop import CALIBRATION_PAIRS, EpochData, _epoch_negatives, require_finite_training
 from graphrec.training.objective import best_offset, link_loss
-from graphrec.training.state import EarlyStopping
+from graphrec.training.state import AveragedWeights, EarlyStopping
 
 __all__ = ["JointState", "fit_jointly", "joint_search_applies", "stacked_product"]
 
@@ -69,7 +68,7 @@ def joint_search_applies(model: Any, decays: list[float], auxiliary: list, world
             and isinstance(model, MetricModel) and type(model.encoder) is LinearEncoder)
 
 
-class JointState:
+class JointState(AveragedWeights):
     """Stacked weights, optimiser, averaged weights, RNG and per-candidate bookkeeping of a
     joint fit, saved and restored as one dict (a resumed fit continues exactly)."""
 
@@ -102,28 +101,6 @@ class JointState:
     def penalties(self) -> Tensor:
         """Each active candidate's sum of squared weights ``[A]``."""
         return (self.weight.view(self.weight.shape[0], len(self.active), self.k) ** 2).sum((0, 2))
-
-    @torch.no_grad()
-    def update_average(self) -> None:
-        if self.average is not None:
-            for mean, p in zip(self.average, self.params):
-                mean.mul_(self.ema).add_(p.detach(), alpha=1 - self.ema)
-
-    @contextmanager
-    def averaged(self) -> Iterator[None]:
-        """The averaged weights in place of the current ones for the block (evaluation)."""
-        self._swap()
-        try:
-            yield
-        finally:
-            self._swap()
-
-    @torch.no_grad()
-    def _swap(self) -> None:
-        for p, other in zip(self.params, self.average or []):
-            held = p.detach().clone()
-            p.copy_(other)
-            other.copy_(held)
 
     @torch.no_grad()
     def keep_best(self, position: int, offset: float) -> None:

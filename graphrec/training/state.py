@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from graphrec.models.base import LinkModel
 from graphrec.models.heads import RelationHeads
 
-__all__ = ["EarlyStopping", "TrainingState"]
+__all__ = ["AveragedWeights", "EarlyStopping", "TrainingState"]
 
 
 class EarlyStopping:
@@ -42,23 +42,14 @@ class EarlyStopping:
         return bool(self.patience) and self.stale >= self.patience
 
 
-class TrainingState:
-    """Model, optimiser and bookkeeping of one gradient fit."""
+class AveragedWeights:
+    """An exponential moving average of ``self.params`` kept in ``self.average`` (None when
+    ``self.ema`` is 0), swapped in for evaluation: shared by :class:`TrainingState` and the
+    joint weight-decay search's state."""
 
-    def __init__(self, model: LinkModel, heads: RelationHeads | None, lr: float, ema: float, patience: int, seed: int) -> None:
-        self.model, self.heads = model, heads
-        self.params: list[nn.Parameter] = [p for p in model.parameters() if p.requires_grad]
-        if heads is not None:
-            self.params += list(heads.parameters())
-        self.optimizer = torch.optim.Adam(self.params, lr=lr)
-        self.ema = float(ema or 0.0)
-        self.average: list[Tensor] | None = [p.detach().clone() for p in self.params] if self.ema > 0 else None
-        self.generator = torch.Generator().manual_seed(seed + 1)
-        self.stopping = EarlyStopping(patience)
-        self.history: list[dict[str, float]] = []
-        self.best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
-        self.best_epoch = 0
-        self.epoch = 0  # the last finished epoch
+    params: list[nn.Parameter]
+    average: list[Tensor] | None
+    ema: float
 
     @torch.no_grad()
     def update_average(self) -> None:
@@ -78,12 +69,29 @@ class TrainingState:
 
     @torch.no_grad()
     def _swap(self) -> None:
-        if self.average is None:
-            return
-        for p, other in zip(self.params, self.average):
+        for p, other in zip(self.params, self.average or []):
             held = p.detach().clone()
             p.copy_(other)
             other.copy_(held)
+
+
+class TrainingState(AveragedWeights):
+    """Model, optimiser and bookkeeping of one gradient fit."""
+
+    def __init__(self, model: LinkModel, heads: RelationHeads | None, lr: float, ema: float, patience: int, seed: int) -> None:
+        self.model, self.heads = model, heads
+        self.params: list[nn.Parameter] = [p for p in model.parameters() if p.requires_grad]
+        if heads is not None:
+            self.params += list(heads.parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=lr)
+        self.ema = float(ema or 0.0)
+        self.average: list[Tensor] | None = [p.detach().clone() for p in self.params] if self.ema > 0 else None
+        self.generator = torch.Generator().manual_seed(seed + 1)
+        self.stopping = EarlyStopping(patience)
+        self.history: list[dict[str, float]] = []
+        self.best_state: dict[str, Tensor] = copy.deepcopy(model.state_dict())
+        self.best_epoch = 0
+        self.epoch = 0  # the last finished epoch
 
     def keep_best(self, offset: float) -> None:
         """Remember the current weights as the best, with the calibrated threshold moved in."""
