@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 import zlib
 from array import array
 from collections.abc import Iterator
@@ -40,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from graphrec.errors import DataError, UsageError
-from graphrec.io.metadata import MAX_LINE_BYTES, MAX_WARNINGS, open_text_lines
+from graphrec.io.metadata import MAX_LINE_BYTES, MAX_WARNINGS, open_text_lines, skip_bad_line
 
 __all__ = [
     "DEFAULT_RELATION",
@@ -112,13 +111,7 @@ class FieldReader:
 
     def bad(self, number: int, why: str) -> None:
         """Count (or with ``strict`` raise) a bad line; the first few become warnings."""
-        message = f"{self.path}, line {number}: {why}"
-        if self.strict:
-            raise DataError(f"{message}; fix or remove the line, or drop --strict to skip bad lines.")
-        self.bad_lines += 1
-        if len(self.messages) < self.max_warnings:
-            self.messages.append(message + "; skipped")
-            warnings.warn(message + "; skipped", stacklevel=3)
+        skip_bad_line(self, number, why, stacklevel=4)
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
         self.lines = self.bad_lines = self.fields = 0

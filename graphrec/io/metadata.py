@@ -57,6 +57,7 @@ __all__ = [
     "Product",
     "MetadataReader",
     "detect_format",
+    "skip_bad_line",
     "open_text_lines",
     "parse_literal",
     "parse_price",
@@ -289,6 +290,19 @@ def detect_format(path: str | os.PathLike) -> str:
     raise DataError(f"metadata file {path} is empty; pass an Amazon meta_*.json(.gz) file with --meta.")
 
 
+def skip_bad_line(reader: Any, number: int, why: str, stacklevel: int) -> None:
+    """The bad-line rule of every line reader (metadata, edge lists, pair files): with
+    ``reader.strict`` a :class:`DataError` naming ``reader.path`` and the line; otherwise
+    count it in ``reader.bad_lines`` and warn about the first ``reader.max_warnings``."""
+    message = f"{reader.path}, line {number}: {why}"
+    if reader.strict:
+        raise DataError(f"{message}; fix or remove the line, or drop --strict to skip bad lines.")
+    reader.bad_lines += 1
+    if len(reader.messages) < reader.max_warnings:
+        reader.messages.append(message + "; skipped")
+        warnings.warn(message + "; skipped", stacklevel=stacklevel)
+
+
 @dataclass
 class MetadataReader:
     """Iterate over the products of a metadata file (2014 or 2018 dump, plain or gzip).
@@ -321,13 +335,7 @@ class MetadataReader:
         self.format = str(self.format)
 
     def _bad(self, number: int, why: str) -> None:
-        message = f"{self.path}, line {number}: {why}"
-        if self.strict:
-            raise DataError(f"{message}; fix or remove the line, or drop --strict to skip bad lines.")
-        self.bad_lines += 1
-        if len(self.messages) < self.max_warnings:
-            self.messages.append(message + "; skipped")
-            warnings.warn(message + "; skipped", stacklevel=4)
+        skip_bad_line(self, number, why, stacklevel=5)
 
     def _note(self, number: int, why: str) -> None:
         """A problem that loses part of a record but not the record (never fatal)."""
