@@ -3,8 +3,10 @@
 Layout::
 
     config.json     every option ("decoder", "k", "relation", "seed", "epochs", ...),
-                    "graph" (the GRAPH_DIR path), "graph_checksum" (SHA-256 of its
-                    manifest.json), "model" (the model's constructor arguments)
+                    "graph" (the GRAPH_DIR path), "graph_checksum" (the graph's content
+                    fingerprint, :func:`graphrec.graph.manifest_fingerprint`: unchanged by a
+                    rebuild of the same inputs; runs of earlier versions hold the SHA-256 of
+                    manifest.json, still accepted), "model" (the model's constructor arguments)
     model.pt        the model's state_dict; torch.load(..., weights_only=True)
     history.csv     one row per epoch: epoch, loss, train_accuracy, val_accuracy, val_auc, seconds
     metrics.json    {"decoder", "k", "relation", "train_seconds", "best_epoch",
@@ -34,7 +36,7 @@ import torch
 
 from graphrec.errors import DataError, UsageError
 from graphrec.fs import atomic_write, swap_into_place, write_json_atomic
-from graphrec.graph import Graph, load_graph, manifest_checksum
+from graphrec.graph import Graph, load_graph, manifest_checksum, manifest_fingerprint
 from graphrec.inputs import node_inputs
 from graphrec.models import LinkModel, NodeInputs, get_model
 
@@ -72,11 +74,23 @@ class Run:
 
 
 def graph_checksum(graph: Graph) -> str | None:
-    """The manifest checksum of a graph loaded from disk (None for an in-memory graph)."""
-    try:
-        return manifest_checksum(graph.path)
-    except OSError:
+    """The content fingerprint of a graph loaded from disk (None for an in-memory graph):
+    what a run records to recognise its graph, whenever and wherever it was rebuilt."""
+    if not (graph.path / "manifest.json").is_file():
         return None
+    return manifest_fingerprint(graph.manifest)
+
+
+def _same_graph(expected: str | None, graph: Graph) -> bool:
+    """Whether a run's recorded ``graph_checksum`` names ``graph``: its content fingerprint,
+    or (runs of earlier versions) the SHA-256 of its manifest.json file."""
+    actual = graph_checksum(graph)
+    if not expected or actual is None or expected == actual:
+        return True
+    try:
+        return expected == manifest_checksum(graph.path)
+    except OSError:
+        return False
 
 
 def load_model(run_dir: str | Path, config: dict | None = None) -> LinkModel:
@@ -118,8 +132,9 @@ def _read_config(path: Path) -> dict:
 def load_run(run_dir: str | Path, graph: Graph | None = None) -> Run:
     """Load a RUN_DIR: its config, model (eval mode), metrics and the graph it was trained on.
 
-    ``graph`` None loads ``config["graph"]``; a graph whose manifest changed since
-    training is refused (node indices would no longer mean the same products).
+    ``graph`` None loads ``config["graph"]``; a graph whose content changed since
+    training is refused (node indices would no longer mean the same products); a graph
+    rebuilt from the same inputs with the same options is the same graph.
     """
     path = Path(run_dir)
     config = _read_config(path)
@@ -128,12 +143,10 @@ def load_run(run_dir: str | Path, graph: Graph | None = None) -> Run:
         if not source or source == "<memory>":
             raise UsageError(f"the run {path} was trained on an in-memory graph; pass graph= to load_run.")
         graph = load_graph(source)
-    expected = config.get("graph_checksum")
-    actual = graph_checksum(graph)
-    if expected and actual and expected != actual:
+    if not _same_graph(config.get("graph_checksum"), graph):
         raise DataError(
-            f"the graph {graph.path} changed since the run {path} was trained (manifest checksum differs); "
-            "train the run again on the current graph."
+            f"the graph {graph.path} changed since the run {path} was trained (its inputs, build options or "
+            "counts differ); train the run again on the current graph, or rebuild the graph from the run's inputs."
         )
     metrics_file = path / METRICS
     try:
