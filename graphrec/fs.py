@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -39,6 +40,8 @@ __all__ = [
     "progress_bar",
     "os_error_message",
     "user_path",
+    "process_umask",
+    "default_mode",
 ]
 
 
@@ -48,14 +51,47 @@ def _temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
 
 
+_umask_lock = threading.Lock()
+_fallback_umask: list[int] = []  # read once by setting and restoring it, where /proc cannot tell
+
+
+def process_umask() -> int:
+    """The process umask. Linux reports it in ``/proc/self/status`` (read each call, so a
+    later ``os.umask`` counts, and without changing it); elsewhere it is read once, under a
+    lock, by setting and restoring it (the only portable way, racy against other threads
+    creating files at that instant, hence done once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:
+        if not _fallback_umask:
+            current = os.umask(0o022)
+            os.umask(current)
+            _fallback_umask.append(current)
+        return _fallback_umask[0]
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode ``open()`` (0o666) or ``mkdir()`` (0o777) gives under the process umask: what
+    a file made private by ``tempfile`` (0o600, 0o700) is set to before it becomes an output."""
+    return (0o777 if directory else 0o666) & ~process_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it onto ``path``."""
+    """Call ``write(tmp)`` to fill a temporary file beside ``path``, then rename it onto
+    ``path`` with the mode an ordinary ``open()`` would give it (0o666 less the umask, e.g.
+    0o644), whatever mode the writer created it with."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     tmp = _temporary_name(path)
     try:
         write(tmp)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except OSError as error:
         _discard(tmp)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from graphrec.errors import UsageError
-from graphrec.fs import hold_lock, lock_is_free, swap_into_place
+from graphrec.fs import default_mode, hold_lock, lock_is_free, swap_into_place
 
 __all__ = ["BUILD_LOCK", "STALE_GRACE_SECONDS", "clean_stale_builds", "prepare_target", "staging"]
 
@@ -39,7 +39,7 @@ def staging(out: Path, force: bool) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the graph is an ordinary directory
+        os.chmod(tmp, default_mode(directory=True))  # mkdtemp makes it private; the graph is an ordinary directory (umask)
         lock = hold_lock(tmp / BUILD_LOCK)  # tells a later build that this directory is in use
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
