@@ -46,7 +46,7 @@ from graphrec.models import LinkModel, NodeInputs, get_model
 
 __all__ = [
     "CONFIG", "MODEL", "HISTORY", "METRICS", "CURVE", "CHECKPOINT",
-    "Run", "RunWriter", "load_run", "load_model", "graph_checksum", "graph_location", "run_graph_path",
+    "Run", "RunWriter", "load_run", "load_model", "read_config", "graph_checksum", "graph_location", "run_graph_path",
 ]
 
 CONFIG, MODEL, HISTORY, METRICS, CURVE, CHECKPOINT = "config.json", "model.pt", "history.csv", "metrics.json", "curve.png", "checkpoint.pt"
@@ -117,6 +117,12 @@ def load_model(run_dir: str | Path, config: dict | None = None) -> LinkModel:
     except RuntimeError as error:
         raise DataError(f"{path / MODEL} does not match the {config['decoder']} model described in {path / CONFIG}: {error}") from None
     return model.eval()
+
+
+def read_config(run_dir: str | Path) -> dict:
+    """``config.json`` of a RUN_DIR; a :class:`UsageError` when it is not one, a
+    :class:`DataError` when the file is damaged."""
+    return _read_config(Path(run_dir))
 
 
 def _read_config(path: Path) -> dict:

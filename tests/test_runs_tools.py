@@ -77,3 +77,76 @@ def test_a_built_directory_follows_the_umask(umask, tmp_path, mask, expected):
     with staging(tmp_path / "graph", force=False) as tmp:
         (tmp / "manifest.json").write_text("{}")
     assert _mode(tmp_path / "graph") == expected
+
+
+# --- 2. info RUN_DIR and runs DIR ----------------------------------------------------------
+
+
+def test_info_summarises_a_run_from_its_files(trained):
+    from graphrec.cli import app
+
+    root, graph_dir, run = trained
+    result = runner.invoke(app, ["info", str(run.path), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = __import__("json").loads(result.output)
+    assert summary["decoder"] == "mahalanobis" and summary["k"] == 4 and summary["graph_found"] is True
+    assert summary["products"] == 24 and summary["epochs_run"] == 3
+    assert summary["test"]["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
+    text = runner.invoke(app, ["info", str(run.path)])
+    assert text.exit_code == 0 and "test accuracy" in text.output and "mahalanobis" in text.output
+
+
+def test_info_of_a_graph_dir_still_describes_the_graph(trained):
+    from graphrec.cli import app
+
+    _, graph_dir, _ = trained
+    result = runner.invoke(app, ["info", str(graph_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    assert __import__("json").loads(result.output)["num_nodes"] == 24
+
+
+def test_runs_lists_every_run_best_first_and_reports_a_damaged_one(trained, tmp_path):
+    import shutil
+
+    from graphrec.cli import app
+
+    root, _, run = trained
+    folder = tmp_path / "many"
+    shutil.copytree(run.path, folder / "a" / "k4")
+    shutil.copytree(run.path, folder / "b")
+    metrics = __import__("json").loads((folder / "b" / "metrics.json").read_text())
+    metrics["test"]["accuracy"] = 0.999
+    (folder / "b" / "metrics.json").write_text(__import__("json").dumps(metrics))
+    shutil.copytree(run.path, folder / "broken")
+    (folder / "broken" / "config.json").write_text("{not json")
+    (folder / ".hidden.partial").mkdir()
+    rows = __import__("json").loads(runner.invoke(app, ["runs", str(folder), "--json"]).output)
+    assert [row["run"] for row in rows[:2]] == [str(folder / "b"), str(folder / "a" / "k4")]
+    assert "error" in rows[2] and rows[2]["run"] == str(folder / "broken")
+    table = runner.invoke(app, ["runs", str(folder)])
+    assert table.exit_code == 0 and "3 runs under" in table.output and "0.9990" in table.output
+
+
+def test_runs_of_a_missing_folder_is_a_one_line_error(tmp_path):
+    from graphrec.cli import app
+
+    result = runner.invoke(app, ["runs", str(tmp_path / "nope")])
+    assert result.exit_code != 0 and "is not a directory" in result.output
+
+
+# --- 3. output that reads in logs ------------------------------------------------------------
+
+
+def test_tables_are_never_cut_when_stdout_is_not_a_terminal(trained, tmp_path):
+    """A pipe (as in nohup, CI or `| tee`) gets every long path and metric in full."""
+    import shutil
+    import subprocess
+    import sys
+
+    root, _, run = trained
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 4) / "run-with-a-long-name"
+    shutil.copytree(run.path, deep)
+    env = {**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])}
+    env.pop("COLUMNS", None)
+    out = subprocess.run([sys.executable, "-m", "graphrec", "runs", str(tmp_path)], capture_output=True, text=True, env=env, check=True).stdout
+    assert str(deep) in out and "…" not in out and "mahalanobis" in out

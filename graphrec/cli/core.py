@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import warnings
 from typing import Callable
 
@@ -25,8 +26,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal gets rich's usual width; a pipe, a log file or CI (no terminal, no COLUMNS)
+    gets one wide enough that no table cell, path or epoch line is ever cut or wrapped."""
+    console = Console(stderr=stderr)
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(stderr=stderr, width=LOG_WIDTH)
+
+
+LOG_WIDTH = 10_000  # characters of a line when not on a terminal: in practice unlimited
+console = _console()
+err_console = _console(stderr=True)
 _state = {"debug": False}
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from graphrec.cli.core import app, console, err_console, one_line_errors
-from graphrec.cli.output import print_graph_summary
+from graphrec.cli.output import print_graph_summary, print_run_summary
 
 
 @app.command("build-graph")
@@ -80,17 +80,27 @@ def build_graph_command(
 @app.command("info")
 @one_line_errors
 def info_command(
-    graph_dir: Optional[Path] = typer.Argument(None, help="GRAPH_DIR written by build-graph. Default: graphrec-sample/graph."),
-    as_json: bool = typer.Option(False, "--json", help="Print the manifest and freshly computed statistics as JSON."),
+    path: Optional[Path] = typer.Argument(None, help="GRAPH_DIR written by build-graph or RUN_DIR written by train. Default: graphrec-sample/graph.", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (a graph's manifest and freshly computed statistics; a run's settings and metrics)."),
 ) -> None:
-    """Summarise an existing graph: nodes, edges per relation, components, degrees, drops."""
+    """Summarise a graph (nodes, edges per relation, components, degrees, drops) or a
+    trained run (decoder, encoder, K, graph, epochs, time, validation and test metrics)."""
     import json
 
     from graphrec import sample
+    from graphrec.runinfo import is_run_dir, run_summary
+
+    if path is not None and is_run_dir(path):
+        summary = run_summary(path)
+        if as_json:
+            print(json.dumps(summary, indent=2, ensure_ascii=False))
+        else:
+            print_run_summary(summary)
+        return
     from graphrec.graph import load_graph
     from graphrec.stats import graph_stats
 
-    graph = load_graph(graph_dir or sample.WORK_GRAPH)
+    graph = load_graph(path or sample.WORK_GRAPH)
     stats = graph_stats(graph.num_nodes, graph.edges)
     if as_json:
         print(json.dumps({**graph.manifest, "stats": stats}, indent=2, ensure_ascii=False))

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from graphrec.cli.core import app, check_limits, console, err_console, one_line_errors
-from graphrec.cli.output import encoder_label, print_metrics, print_pair_metrics
+from graphrec.cli.output import encoder_label, print_metrics, print_pair_metrics, print_runs
 
 
 def _defaults_help(field: str, fmt=str) -> str:
@@ -209,4 +209,26 @@ def sweep_command(
         ])
     console.print(shown)
 
+
+@app.command("runs")
+@one_line_errors
+def runs_command(
+    folder: Optional[Path] = typer.Argument(None, help="Folder searched for RUN_DIRs, at any depth (default: graphrec-sample).", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON (one object per run, as graphrec info RUN_DIR --json)."),
+) -> None:
+    """List the trained runs under a folder with their headline test metrics, best accuracy first.
+
+    Reads only each run's config.json and metrics.json, so it is quick on many runs.
+    """
+    import json
+
+    from graphrec.runinfo import find_runs
+    from graphrec.sample import WORK_DIR
+
+    root = folder or WORK_DIR
+    rows = find_runs(root)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        print_runs(str(root), rows)
 

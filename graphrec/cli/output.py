@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from graphrec.cli.core import console, err_console
 
-__all__ = ["print_graph_summary", "print_metrics", "encoder_label", "print_pair_metrics", "print_neighbours"]
+__all__ = ["print_graph_summary", "print_run_summary", "print_runs", "print_metrics", "encoder_label", "print_pair_metrics", "print_neighbours"]
 
 
 def print_graph_summary(title: str, manifest: dict, stats: dict) -> None:
@@ -96,3 +96,49 @@ def print_neighbours(table) -> None:
         console.print(view)
 
 
+
+
+def _number(value, digits: int = 4) -> str:
+    """A metric cell: 0.7743, or "-" when the run has none."""
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def print_run_summary(summary: dict) -> None:
+    """``graphrec info RUN_DIR``: what the run is, where its graph is, and its metrics."""
+    from rich.table import Table
+
+    table = Table(title=f"run {summary['run']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    graph = summary["graph"] if summary["graph_found"] else f"{summary['graph']} (not found: pass --graph to its commands)"
+    rows = [("decoder", summary["decoder"]), ("encoder", summary["encoder"]), ("K", summary["k"]),
+            ("relation", summary["relation"]), ("seed", summary["seed"]), ("graph", graph),
+            ("products", f"{summary['products']:,}" if summary["products"] is not None else None),
+            ("epochs run", summary["epochs_run"]), ("best epoch", summary["best_epoch"]),
+            ("weight decay", summary["weight_decay"]),
+            ("train seconds", _number(summary["train_seconds"], 1) if summary["train_seconds"] is not None else None)]
+    rows += [(f"val {name}", _number(value)) for name, value in summary["val"].items()]
+    rows += [(f"test {name}", _number(value)) for name, value in summary["test"].items()]
+    for label, value in rows:
+        if value is not None:
+            table.add_row(label, str(value))
+    console.print(table)
+
+
+def print_runs(root: str, rows: list[dict]) -> None:
+    """``graphrec runs DIR``: one line per run, best test accuracy first."""
+    from rich.table import Table
+
+    from graphrec.runinfo import HEADLINE
+
+    table = Table(title=f"{len(rows)} run{'' if len(rows) == 1 else 's'} under {root}", title_justify="left")
+    for column in ("run", "decoder", "encoder", "K", "relation", *HEADLINE, "seconds"):
+        table.add_column(column, justify="left" if column in ("run", "decoder", "encoder", "relation") else "right")
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["run"], f"[red]{row['error']}[/]", *[""] * (len(HEADLINE) + 4))
+            continue
+        seconds = row["train_seconds"]
+        table.add_row(row["run"], row["decoder"] or "", row["encoder"] or "", _number(row["k"]), row["relation"] or "",
+                      *[_number(row["test"].get(name)) for name in HEADLINE], "-" if seconds is None else f"{seconds:.1f}")
+    console.print(table)
