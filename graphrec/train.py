@@ -188,7 +188,7 @@ def _split(request: _Request, graph: Graph) -> tuple[PairSplit, dict[str, Any]]:
 
 def _echo_epoch(say: Callable[[str], None], row: dict[str, float]) -> None:
     say(f"epoch {int(row['epoch']):3d}  loss {row['loss']:.4f}  train acc {row['train_accuracy']:.4f}  "
-        f"val acc {row['val_accuracy']:.4f}  val auc {row['val_auc']:.4f}  ({row['seconds']:.1f}s)")
+        f"val acc {row['val_accuracy']:.4f}  val auc {row['val_auc']:.4f}  elapsed {row['seconds']:.1f}s")
 
 
 def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph, inputs: NodeInputs, split: PairSplit,

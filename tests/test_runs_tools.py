@@ -150,3 +150,33 @@ def test_tables_are_never_cut_when_stdout_is_not_a_terminal(trained, tmp_path):
     env.pop("COLUMNS", None)
     out = subprocess.run([sys.executable, "-m", "graphrec", "runs", str(tmp_path)], capture_output=True, text=True, env=env, check=True).stdout
     assert str(deep) in out and "…" not in out and "mahalanobis" in out
+
+
+# --- 4. --json of train and sweep -------------------------------------------------------------
+
+
+def test_train_json_prints_only_json_on_stdout(trained, tmp_path):
+    import json
+
+    from graphrec.cli import app
+
+    _, graph_dir, _ = trained
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "-g", str(graph_dir), "--k", "4", "--epochs", "2", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["run"] == str(out) and 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    assert "epoch   1" in result.stderr and "elapsed" in result.stderr
+
+
+def test_sweep_json_gives_one_object_per_run(trained, tmp_path):
+    import json
+
+    from graphrec.cli import app
+
+    _, graph_dir, _ = trained
+    result = runner.invoke(app, ["sweep", "-g", str(graph_dir), "--k", "2", "4", "--decoder", "mahalanobis",
+                                 "--epochs", "1", "-o", str(tmp_path / "sweep"), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(row["decoder"], row["k"]) for row in rows] == [("mahalanobis", 2), ("mahalanobis", 4)]

@@ -85,6 +85,7 @@ def train_command(
     relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the relation labels of --val-pairs, e.g. 1=also_bought,2=also_viewed (the default for GATNE's labels 1 and 2).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace an existing RUN_DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines, only the final table."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final metrics (and the RUN_DIR) as JSON on stdout; per-epoch lines go to stderr."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run of this same command from its last per-epoch checkpoint (kept in the hidden .<RUN_DIR>.partial folder); ends with the same metrics as an uninterrupted run. Starts from epoch 1 when there is nothing to resume."),
     distributed: Optional[bool] = typer.Option(
         None, "--distributed/--no-distributed", help="DistributedDataParallel over torchrun's processes: each "
@@ -97,6 +98,8 @@ def train_command(
     split 80/10/10 by --seed. The epoch with the best validation accuracy is kept. The
     RUN_DIR holds config.json, model.pt, history.csv, metrics.json and curve.png.
     """
+    import json
+
     from graphrec.distributed import is_main_process
     from graphrec.io.edges import parse_relation_names
     from graphrec.train import train
@@ -108,11 +111,16 @@ def train_command(
         noise_floor=noise_floor, negatives=negatives, patience=patience,
         aux_relations=_names(aux_relations),
         aux_weight=aux_weight, decay_search=decay_search, candidates=candidates, force=force,
-        echo=None if quiet else (lambda line: console.print(line, highlight=False)), resume=resume,
+        echo=None if quiet else (lambda line: (err_console if as_json else console).print(line, highlight=False)), resume=resume,
         distributed=distributed, val_pairs=val_pairs, relation_names=parse_relation_names(relation_names) or None,
     )
     if distributed is not False and not is_main_process():
         return  # rank 0 reports for every process
+    if as_json:
+        from graphrec.runinfo import json_safe
+
+        typer.echo(json.dumps(json_safe({"run": str(run.path), **run.metrics}), indent=2))
+        return
     print_metrics(f"{decoder}{encoder_label(run.config)} K={k} on {relation}", run.metrics)
     console.print(f"run written to {run.path}", highlight=False)
 
@@ -171,6 +179,7 @@ def sweep_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for sweep.csv, sweep.md, accuracy_vs_k.png and runs/ (default: graphrec-sample/sweep).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace runs left by an earlier sweep in the same folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
+    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON (one object per run) on stdout; progress lines go to stderr."),
 ) -> None:
     """Train every decoder at every K and print the table (decoder x K -> accuracy, AUC, hit@10, time).
 
@@ -195,8 +204,11 @@ def sweep_command(
     table = sweep(
         graph, decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
         out_dir=out, quiet=quiet, force=force, epochs=epochs, encoder=encoder,
-        echo=None if quiet else (lambda line: console.print(line, highlight=False)),
+        echo=None if quiet else (lambda line: (err_console if as_json else console).print(line, highlight=False)),
     )
+    if as_json:
+        typer.echo(table.to_json(orient="records", indent=2))
+        return
     from rich.table import Table
 
     shown = Table(title=f"sweep on {relation}", title_justify="left")
