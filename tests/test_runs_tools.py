@@ -180,3 +180,57 @@ def test_sweep_json_gives_one_object_per_run(trained, tmp_path):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [(row["decoder"], row["k"]) for row in rows] == [("mahalanobis", 2), ("mahalanobis", 4)]
+
+
+# --- 5. export ---------------------------------------------------------------------------------
+
+
+def test_export_vectors_writes_the_style_space_of_every_product(trained, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from graphrec.cli import app
+    from graphrec.recommend import Recommender
+
+    _, _, run = trained
+    for name in ("v.parquet", "v.csv"):
+        result = runner.invoke(app, ["export", str(run.path), "-o", str(tmp_path / name), "-q"])
+        assert result.exit_code == 0, result.output
+        table = pd.read_parquet(tmp_path / name) if name.endswith("parquet") else pd.read_csv(tmp_path / name)
+        rec = Recommender.load(run.path)
+        assert list(table.columns) == ["asin", "s0", "s1", "s2", "s3"]
+        assert table["asin"].tolist() == list(rec.graph.asins)
+        np.testing.assert_allclose(table[["s0", "s1", "s2", "s3"]].to_numpy(), rec.style, rtol=1e-6, atol=1e-6)
+
+
+def test_export_neighbours_gives_the_same_rows_as_neighbours(trained, tmp_path, monkeypatch):
+    import pandas as pd
+
+    import graphrec.export as export
+    from graphrec.cli import app
+    from graphrec.recommend import Recommender
+
+    _, _, run = trained
+    monkeypatch.setattr(export, "CHUNK", 5)  # several row groups / CSV members
+    for name in ("n.parquet", "n.csv.gz"):
+        out = tmp_path / name
+        result = runner.invoke(app, ["export", "--run", str(run.path), "--what", "neighbours", "--top", "3", "-o", str(out), "-q"])
+        assert result.exit_code == 0, result.output
+        table = pd.read_parquet(out) if name.endswith("parquet") else pd.read_csv(out)
+        assert len(table) == 24 * 3 and table["query"].nunique() == 24
+        one = Recommender.load(run.path).neighbours("A000000007", k=3)
+        mine = table[table["query"] == "A000000007"]
+        assert mine["asin"].tolist() == one["asin"].tolist() and mine["rank"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "out.txt"], "name the output file .parquet, .csv or .csv.gz"),
+    (["--what", "pictures"], "unknown export 'pictures'"),
+])
+def test_export_refuses_what_it_cannot_write(trained, tmp_path, args, message):
+    from graphrec.cli import app
+
+    _, _, run = trained
+    result = runner.invoke(app, ["export", str(run.path), *[str(tmp_path / a) if a.endswith(".txt") else a for a in args]])
+    assert result.exit_code != 0 and message in result.output
+    assert not (tmp_path / "out.txt").exists()

@@ -79,3 +79,24 @@ def serve_command(
     serve(run, host=host, port=port, approx=approx or "auto", access_log=access_log, ready=ready, graph=graph)
 
 
+
+
+@app.command("export")
+@one_line_errors
+def export_command(
+    run_dir: Optional[Path] = typer.Argument(None, help="RUN_DIR written by graphrec train (default: graphrec-sample/runs/mahalanobis-k10).", show_default=False),
+    run_option: Optional[Path] = typer.Option(None, "--run", "-r", help="RUN_DIR, instead of the argument.", show_default=False),
+    what: str = typer.Option("vectors", "--what", help="vectors: every product's ASIN and style vector s0..s{K-1}; neighbours: every product's top --top recommendations (query, rank, asin, distance, probability)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write; .parquet, .csv or .csv.gz picks the format (default: RUN_DIR/<what>.parquet).", show_default=False),
+    top: int = typer.Option(10, "--top", help="Recommendations per product with --what neighbours."),
+    exclude_known: bool = typer.Option(False, "--exclude-known", help="With --what neighbours, drop products already linked to the query in the run's training relation."),
+    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR to use instead of the one the run recorded.", show_default=False),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Write every product's style vector, or its top-N recommendations, to Parquet or CSV
+    for a database, a search engine or a notebook."""
+    from graphrec.export import export_run
+
+    path = export_run(run_dir or run_option or _SAMPLE_RUN, what=what, out=out, top=top, graph=graph,
+                      exclude_known=exclude_known, quiet=quiet)
+    console.print(f"{what} written to {path}", highlight=False)
