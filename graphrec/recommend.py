@@ -79,6 +79,11 @@ class Recommender:
     _extractor: object | None = field(default=None, repr=False)
     _columns: dict | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        """``Recommender(Run(...), index flat)``"""
+        index = "no index (scores pairs)" if self.index is None else f"index {self.index.kind}"
+        return f"Recommender({self.run!r}, {index})"
+
     # -- construction --------------------------------------------------------------
     @classmethod
     def load(cls, run_dir: str | os.PathLike, graph: Graph | str | os.PathLike | None = None, approx: bool | str = "auto",

@@ -234,3 +234,18 @@ def test_export_refuses_what_it_cannot_write(trained, tmp_path, args, message):
     result = runner.invoke(app, ["export", str(run.path), *[str(tmp_path / a) if a.endswith(".txt") else a for a in args]])
     assert result.exit_code != 0 and message in result.output
     assert not (tmp_path / "out.txt").exists()
+
+
+# --- 6. notebook reprs ----------------------------------------------------------------------------
+
+
+def test_graph_run_and_recommender_have_one_line_reprs(trained):
+    from graphrec.recommend import Recommender
+
+    _, _, run = trained
+    rec = Recommender.load(run.path)
+    for text in (repr(rec.graph), repr(rec.run), repr(rec)):
+        assert "\n" not in text and len(text) < 400
+    assert repr(rec.graph).startswith("Graph(") and "24 products" in repr(rec.graph) and "24x16" in repr(rec.graph)
+    assert "mahalanobis/linear K=4 on also_bought" in repr(rec.run) and "test accuracy" in repr(rec.run)
+    assert repr(rec).startswith("Recommender(Run(") and "index flat" in repr(rec)
