@@ -132,3 +132,67 @@ def test_encoder_options_are_checked(tmp_path):
 def test_products_table_is_not_needed_by_collaborative_encoders():
     inputs = node_inputs(Graph.from_arrays(["a", "b", "c"], {"also_bought": np.array([[0], [1]])}))
     assert inputs.features is None and inputs.fields.tokens()[0] == ["brand:?", "price:?"]
+
+
+@pytest.mark.parametrize("encoder, base, target", [("embedding", None, 1e-3), ("lightgcn", "embedding", 1e-3),
+                                                    ("lightgcn", "hybrid", 2.0), ("linear", None, 2.0)])
+def test_the_initial_style_scale_follows_the_encoder(encoder, base, target):
+    """Free vectors start close together (a product with few edges stays near its partners);
+    a projection of features starts at the paper's mean distance 2."""
+    from graphrec.models import get_model
+    from graphrec.models.decoder import DistanceDecoder
+
+    graph = contract_graph(n=80)
+    split, inputs = split_pairs(graph, "also_bought", 0), node_inputs(graph)
+    options = {"encoder": encoder, **({"base": base} if base else {})}
+    if get_encoder(encoder).needs_edges:
+        options["edge_index"] = message_edges(graph, split, ())
+    model = get_model("mahalanobis").build(inputs, split.train_pairs, split.train_labels, k=4, **options)
+    sample = DistanceDecoder.sample_pairs(split.train_pairs)
+    distances = model.decoder.distances(model.encoder.styles(inputs), sample)
+    assert float(distances.mean()) == pytest.approx(target, rel=1e-3)
+
+
+def test_collaborative_encoders_choose_their_threshold_on_validation_pairs(tmp_path):
+    """Their training pairs are memorised, so the threshold comes from validation pairs
+    (never test pairs); the linear encoder keeps choosing it on training pairs."""
+    from graphrec.training import TrainConfig
+    from graphrec.training.loop import calibration_pairs
+
+    graph = contract_graph(n=80)
+    bare = Graph.from_arrays(list(graph.asins), graph.edges)
+    assert train(bare, k=4, out_dir=tmp_path / "bare", **QUICK).config["calibration"] == "val"
+    assert train(graph, k=4, out_dir=tmp_path / "linear", **QUICK).config["calibration"] == "train"
+    split = split_pairs(graph, "also_bought", 0)
+    config = TrainConfig(epochs=1, lr=0.1, batch_size=8, weight_decay=0.0, patience=0, ema=0.0, noise_floor=0.0,
+                         negatives=1, calibration="val")
+    pairs, labels = calibration_pairs(split, config, seed=0)
+    assert torch.equal(pairs, split.val_pairs) and torch.equal(labels, split.val_labels)
+    pairs, _ = calibration_pairs(split, TrainConfig(**{**config.to_dict(), "calibration": "train"}), seed=0)
+    train_keys = set(pair_keys(split.train_pairs, split.num_nodes).tolist())
+    assert set(pair_keys(pairs, split.num_nodes).tolist()) <= train_keys
+    with pytest.raises(UsageError, match="--calibration must be one of train, val"):
+        train(graph, k=4, calibration="test", out_dir=tmp_path / "bad", **QUICK)
+
+
+def test_lightgcn_gradient_matches_the_dense_product():
+    """The propagation's hand-written backward (one more LGConv, the adjacency being
+    symmetric) gives autograd's gradient of the dense computation."""
+    from graphrec.models.propagation import LightGCNEncoder
+
+    torch.manual_seed(0)
+    n = 40
+    edges = torch.randint(0, n, (2, 150))
+    edges = edges[:, edges[0] != edges[1]]
+    encoder = LightGCNEncoder(EmbeddingEncoder(n, 4), edges.shape[1] * 2)
+    encoder.edge_index.copy_(torch.cat([edges, edges.flip(0)], dim=1))
+    dense = encoder._adjacency(n).to_dense()
+    weights, h = torch.randn(n, 4), torch.randn(n, 4, requires_grad=True)
+    (encoder.propagate(h) * weights).sum().backward()
+    mine, h.grad = h.grad.clone(), None
+    total, layer = h, h
+    for _ in range(encoder.layers):
+        layer = dense @ layer
+        total = total + layer
+    (total / (encoder.layers + 1) * weights).sum().backward()
+    assert torch.allclose(mine, h.grad, atol=1e-5) and not torch.equal(mine, torch.zeros_like(mine))

@@ -51,6 +51,10 @@ class TrainDefaults:
     ema: float = 0.9
     noise_floor: float = 0.0
     negatives: int = 1
+    #: which labelled pairs choose the decision threshold: "train" (a projection of features
+    #: generalises, so its training pairs are representative) or "val" (per-product vectors
+    #: memorise their training edges, whose distances then say little about new pairs)
+    calibration: str = "train"
 
 
 #: the defaults of models fitted in closed form (one "epoch", no optimiser)
@@ -231,11 +235,13 @@ class MetricModel(LinkModel):
 
     @torch.no_grad()
     def initialise(self, inputs: NodeInputs, train_pairs: Tensor, seed: int = 0) -> None:
-        """Scale the encoder so that the mean training-pair distance is 2 and set the shift
-        to the median distance (the decoder's initialisation from training pairs)."""
+        """Scale the encoder so that the mean training-pair distance is its ``init_distance``
+        (2 for a projection of features) and set the shift to the median distance (the
+        decoder's initialisation from training pairs)."""
         sample = self.decoder.sample_pairs(train_pairs, seed)
         nodes, local = torch.unique(sample, return_inverse=True)
-        factor = self.decoder.initialise(self.decoder.distances(self.encoder.styles(inputs, nodes), local))
+        distances = self.decoder.distances(self.encoder.styles(inputs, nodes), local)
+        factor = self.decoder.initialise(distances, target=self.encoder.init_distance)
         self.encoder.rescale(factor**0.5)
 
     # -- scoring ----------------------------------------------------------------------

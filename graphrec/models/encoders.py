@@ -136,6 +136,9 @@ class Encoder(nn.Module):
     needs_edges: ClassVar[bool] = False
     #: training options this encoder changes from its model's defaults (e.g. a larger lr)
     train_defaults: ClassVar[dict[str, Any]] = {}
+    #: mean squared distance of training pairs that :meth:`rescale` sets before training
+    #: (see :meth:`graphrec.models.base.MetricModel.initialise`)
+    init_distance: ClassVar[float] = 2.0
     dim: int
 
     def hparams(self) -> dict[str, Any]:
@@ -156,7 +159,7 @@ class Encoder(nn.Module):
     @torch.no_grad()
     def styles(self, inputs: NodeInputs, nodes: Tensor | None = None) -> Tensor:
         """Style vectors of ``nodes`` (all when None), without gradients."""
-        return self(self.training_inputs(inputs), None if nodes is None else torch.as_tensor(nodes, dtype=torch.long))
+        return self(self.training_inputs(inputs), None if nodes is None else torch.as_tensor(nodes, dtype=torch.long)).detach()
 
     def embed_features(self, features: Tensor) -> Tensor:
         """Styles of raw feature rows ``[n, F]`` (a new photo)."""

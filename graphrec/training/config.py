@@ -10,8 +10,9 @@ from typing import Any
 from graphrec.errors import UsageError
 from graphrec.models.base import LinkModel, TrainDefaults
 
-__all__ = ["TrainConfig", "default_batch_size", "MIN_STEPS", "MIN_BATCH", "DECAY_SEARCHES"]
+__all__ = ["TrainConfig", "default_batch_size", "MIN_STEPS", "MIN_BATCH", "CALIBRATIONS", "DECAY_SEARCHES"]
 
+CALIBRATIONS = ("train", "val")  # the pairs that choose the decision threshold
 DECAY_SEARCHES = ("joint", "sequential")  # how several weight decays are trained (graphrec.training.joint)
 MIN_STEPS, MIN_BATCH = 8, 256  # default batch size: at least MIN_STEPS steps per epoch, never below MIN_BATCH
 
@@ -40,6 +41,7 @@ class TrainConfig:
     aux_weight: float = 1.0
     fresh_negatives: bool = True
     calibrate: bool = True
+    calibration: str = "train"  # the pairs that choose the threshold: "train" or "val" (never test)
     message_relations: list[str] = field(default_factory=list)  # other relations a message-passing encoder propagates over
     decay_search: str = "joint"  # several weight decays: "joint" (one pass per batch) or "sequential" (one fit each)
 
@@ -84,6 +86,8 @@ class TrainConfig:
             raise UsageError("--negatives above 1 draws fresh non-edges every epoch; it cannot be combined with fixed negatives.")
         if not 0.0 <= self.noise_floor < 0.5:
             raise UsageError(f"--noise-floor must be in [0, 0.5) (got {self.noise_floor}).")
+        if self.calibration not in CALIBRATIONS:
+            raise UsageError(f"--calibration must be one of {', '.join(CALIBRATIONS)} (got {self.calibration!r}).")
         if self.decay_search not in DECAY_SEARCHES:
             raise UsageError(f"--decay-search must be one of {', '.join(DECAY_SEARCHES)} (got {self.decay_search!r}).")
         if model.trainable and (self.epochs < 1 or self.batch_size < 1 or not 0 < self.lr < math.inf):

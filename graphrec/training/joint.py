@@ -32,7 +32,7 @@ from graphrec.models.base import PAIR_CHUNK, MetricModel
 from graphrec.models.encoders import LinearEncoder, chunked
 from graphrec.sampling import PairSplit, shuffled_pairs
 from graphrec.training.config import TrainConfig
-from graphrec.training.loop import CALIBRATION_PAIRS, EpochData, _epoch_negatives, require_finite_training
+from graphrec.training.loop import EpochData, _epoch_negatives, calibration_pairs, require_finite_training
 from graphrec.training.objective import best_offset, link_loss
 from graphrec.training.state import AveragedWeights, EarlyStopping
 
@@ -244,8 +244,7 @@ def fit_jointly(
     state = JointState(models, decays, config, seed)
     if resume is not None:
         state.load_state_dict(resume["joint"])
-    pick = torch.randperm(len(split.train_pairs), generator=torch.Generator().manual_seed(seed))[:CALIBRATION_PAIRS]
-    data = EpochData(x, split, [], (split.train_pairs[pick], split.train_labels[pick]))
+    data = EpochData(x, split, [], calibration_pairs(split, config, seed))
     with progress_bar(quiet=quiet) as progress:
         task = progress.add_task(f"training {len(models)} weight decays", total=config.epochs, completed=state.epoch)
         for epoch in range(state.epoch + 1, config.epochs + 1):
