@@ -188,8 +188,6 @@ def _spec(weights: str, seed: int | None = None, path: str | None = None, sha256
 
 
 def _check_device(device: str) -> str:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device} was asked for but no CUDA GPU is available here; use --device cpu.")
-    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
-        raise UsageError(f"--device {device}: use cpu or cuda (cuda:N for a given GPU).")
-    return device
+    from graphrec.device import resolve_device
+
+    return resolve_device(device)

@@ -16,6 +16,7 @@ from typing import Callable
 import typer
 from rich.console import Console
 
+from graphrec.device import use_threads
 from graphrec.errors import GraphrecError, GraphrecWarning
 from graphrec.fs import os_error_message
 
@@ -60,8 +61,17 @@ LIMITS: dict[str, tuple[float, float, bool, bool]] = {
     "k": (1, 65536, False, False), "epochs": (1, _MOST, False, False), "batch_size": (1, _MOST, False, False),
     "patience": (0, _MOST, False, False), "negatives": (1, 1000, False, False), "layers": (1, 64, False, False),
     "candidates": (1, 100_000, False, False), "top": (1, 100_000, False, False), "workers": (0, 256, False, False),
-    "feature_dim": (1, 1 << 20, False, False), "seed": (0, 2**32 - 1, False, False),
+    "feature_dim": (1, 1 << 20, False, False), "seed": (0, 2**32 - 1, False, False), "threads": (1, 1024, False, False),
 }
+
+
+THREADS_HELP = ("CPU threads for torch and faiss (default: the cores not already kept busy by other work, "
+                "from the load average; at least 1).")
+
+
+def threads_option():
+    """The ``--threads N`` option of every command that computes (see :mod:`graphrec.device`)."""
+    return typer.Option(None, "--threads", help=THREADS_HELP, show_default=False)
 
 
 def _limit_text(low: float, high: float, low_open: bool, high_open: bool) -> str:
@@ -121,6 +131,7 @@ def one_line_errors(func: Callable) -> Callable:
                 warnings.simplefilter("always", GraphrecWarning)
                 warnings.showwarning = functools.partial(_print_warning, warnings.showwarning)
                 check_limits(kwargs)
+                use_threads(kwargs.get("threads"))
                 return func(*args, **kwargs)
         except (GraphrecError, OSError) as error:
             if _state["debug"]:

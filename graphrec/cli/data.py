@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from graphrec.cli.core import app, console, err_console, one_line_errors
+from graphrec.cli.core import app, console, err_console, one_line_errors, threads_option
 from graphrec.cli.output import print_graph_summary, print_run_summary
 
 
@@ -127,6 +127,7 @@ def extract_features_command(
         None, "--distributed/--no-distributed", help="Share the images among torchrun's processes (each extracts "
         "its own block, rank 0 writes OUTPUT). Default: on when started by torchrun with several processes; "
         "--distributed fails outside torchrun."),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Compute AlexNet fc7 features (4096-d, after ReLU) for product images.
 

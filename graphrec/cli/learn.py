@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from graphrec.cli.core import app, check_limits, console, err_console, one_line_errors
+from graphrec.cli.core import app, check_limits, console, err_console, one_line_errors, threads_option
 from graphrec.cli.output import encoder_label, print_metrics, print_pair_metrics, print_runs
 
 
@@ -92,6 +92,7 @@ def train_command(
         None, "--distributed/--no-distributed", help="DistributedDataParallel over torchrun's processes: each "
         "computes its share of every mini-batch, rank 0 evaluates and writes RUN_DIR. Default: on when started by "
         "torchrun with several processes; --distributed fails outside torchrun."),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Train a decoder on one relation under the paper's protocol and write a RUN_DIR.
 
@@ -137,6 +138,7 @@ def evaluate_command(
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="Score the labelled pairs of this file ('relation u v label', e.g. GATNE's test.txt) of the run's relation: accuracy, ROC-AUC, PR-AUC, F1 (GATNE's rank cut) and AP, on all pairs and without the run's training edges. Pairs with products the run never saw are scored at the prior and counted.", show_default=False),
     relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the relation labels of --pairs, e.g. 1=also_bought,2=also_viewed.", show_default=False),
     graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR to use instead of the one the run recorded (moved or copied elsewhere); it must hold the same content.", show_default=False),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Reload a run, rebuild its test split from its seed and recompute every metric
     (or, with --pairs, score a labelled pair file)."""
@@ -181,6 +183,7 @@ def sweep_command(
     force: bool = typer.Option(False, "--force", help="Replace runs left by an earlier sweep in the same folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON (one object per run) on stdout; progress lines go to stderr."),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Train every decoder at every K and print the table (decoder x K -> accuracy, AUC, hit@10, time).
 

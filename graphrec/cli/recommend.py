@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from graphrec.cli.core import app, console, err_console, one_line_errors
+from graphrec.cli.core import app, console, err_console, one_line_errors, threads_option
 from graphrec.cli.output import print_neighbours
 from graphrec.sample import WORK_RUNS
 
@@ -28,6 +28,7 @@ def neighbours(
     picture: Optional[Path] = typer.Option(None, "--picture", help="Also write a PNG grid: the query image, then each recommendation captioned with ASIN, short title and probability."),
     graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR to use instead of the one the run recorded (moved or copied elsewhere); it must hold the same content.", show_default=False),
     approx: bool = typer.Option(False, "--approx", help="Use an approximate faiss index (IVF in low dimension, fast-scan PQ with exact re-ranking in high dimension) instead of the exact one; used anyway above 2M products."),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Recommend products that go with a product (or a new photo) from a trained run.
 
@@ -67,6 +68,7 @@ def serve_command(
     approx: bool = typer.Option(False, "--approx", help="Use an approximate faiss index, as neighbours --approx."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log one line per request."),
     graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR to use instead of the one the run recorded (moved or copied elsewhere); it must hold the same content.", show_default=False),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Serve a trained run over HTTP: a JSON API (documented at /docs) and pages to browse
     products and what goes with them. Loads the run once; Ctrl+C stops."""
@@ -92,6 +94,7 @@ def export_command(
     exclude_known: bool = typer.Option(False, "--exclude-known", help="With --what neighbours, drop products already linked to the query in the run's training relation."),
     graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR to use instead of the one the run recorded.", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    threads: Optional[int] = threads_option(),
 ) -> None:
     """Write every product's style vector, or its top-N recommendations, to Parquet or CSV
     for a database, a search engine or a notebook."""
