@@ -43,7 +43,7 @@ def neighbours(
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv, not both.")
     table = recommend(
-        run, asins or [], from_file=from_file, image=image, k=top, category=category,
+        run, asins or [], from_file=from_file, image=image, top=top, category=category,
         exclude_known=exclude_known, approx=approx or "auto", picture=picture, quiet=as_json or as_csv, graph=graph,
     )
     if as_json:

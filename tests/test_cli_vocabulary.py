@@ -1,0 +1,65 @@
+"""One vocabulary for the command line and the Python API behind it: ``--top`` / ``top=``
+for result counts, ``-o/--out`` for outputs, the main input positionally or as an option,
+list options with spaces or commas, ``-h``/``--debug``/``--version`` anywhere, and
+suggestions for misspelt choices and ASINs."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+from test_cli_neighbours import write_catalogue, write_run
+from typer.testing import CliRunner
+
+from graphrec.cli import app
+from graphrec.errors import UsageError
+from graphrec.recommend import Recommender, recommend
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    """A 24-product GRAPH_DIR with 16-d features and a hand-made mahalanobis K = 4 run on it."""
+    root = tmp_path_factory.mktemp("vocab")
+    asins, graph_dir = write_catalogue(root)
+    return asins, graph_dir, write_run(root, graph_dir, 16)
+
+
+# --- 1. result counts are top= / --top ------------------------------------------------------
+
+
+def test_top_is_the_result_count_of_every_query_method(catalogue):
+    asins, _, run = catalogue
+    rec = Recommender.load(run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # the new spelling warns about nothing
+        assert len(rec.neighbours(asins[3], top=4)) == 4
+        assert len(rec.neighbours_batch(asins[:2], top=3)) == 6
+        assert len(recommend(run, asins[:1], top=5)) == 5
+
+
+def test_k_still_works_but_is_deprecated(catalogue):
+    asins, _, run = catalogue
+    rec = Recommender.load(run)
+    with pytest.warns(DeprecationWarning, match="top="):
+        old = rec.neighbours(asins[3], k=4)
+    assert old.equals(rec.neighbours(asins[3], top=4))
+    with pytest.warns(DeprecationWarning):
+        assert len(rec.neighbours_batch(asins[:2], k=2)) == 4
+    with pytest.warns(DeprecationWarning):
+        assert len(recommend(run, asins[:1], k=3)) == 3
+    with pytest.warns(DeprecationWarning), pytest.raises(UsageError, match="differ"):
+        rec.neighbours(asins[3], top=4, k=5)
+
+
+def test_neighbours_and_export_take_top(catalogue, tmp_path):
+    asins, _, run = catalogue
+    result = runner.invoke(app, ["neighbours", asins[3], "--run", str(run), "--top", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 3
+    out = tmp_path / "n.csv"
+    result = runner.invoke(app, ["export", str(run), "--what", "neighbours", "--top", "2", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 1 + 2 * len(asins)
