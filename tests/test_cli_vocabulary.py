@@ -63,3 +63,34 @@ def test_neighbours_and_export_take_top(catalogue, tmp_path):
     result = runner.invoke(app, ["export", str(run), "--what", "neighbours", "--top", "2", "--out", str(out), "-q"])
     assert result.exit_code == 0, result.output
     assert len(out.read_text().splitlines()) == 1 + 2 * len(asins)
+
+
+# --- 2. one output option: -o/--out -----------------------------------------------------
+
+
+def _command(name):
+    import typer.main
+
+    return typer.main.get_command(app).commands[name]
+
+
+@pytest.mark.parametrize("name", ["build-graph", "extract-features", "train", "sweep", "export"])
+def test_every_writing_command_writes_with_o_out(name):
+    shown = [param for param in _command(name).params if not getattr(param, "hidden", False)]
+    assert any({"-o", "--out"} <= set(param.opts) for param in shown)
+    assert not any("--output" in param.opts for param in shown)  # the old spelling is not documented
+
+
+def test_extract_features_takes_out_and_still_its_old_output(tmp_path):
+    from test_cli_extract import _images
+
+    images = _images(tmp_path / "imgs", n=2)
+    common = ["extract-features", "--images", str(images), "--weights", "random", "--workers", "0", "--quiet"]
+    result = runner.invoke(app, [*common, "--out", str(tmp_path / "a.b")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.b").stat().st_size == 2 * (10 + 4 * 4096)
+    result = runner.invoke(app, [*common, "--output", str(tmp_path / "a.b")])  # hidden alias: the same file, up to date
+    assert result.exit_code == 0 and "up to date" in result.output
+    assert "--output" not in runner.invoke(app, ["extract-features", "--help"]).output
+    clash = runner.invoke(app, [*common, "-o", str(tmp_path / "a.b"), "--output", str(tmp_path / "b.b")])
+    assert clash.exit_code == 2 and "--out and --output" in clash.output and not (tmp_path / "b.b").exists()

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from graphrec.cli.core import app, console, err_console, one_line_errors
+from graphrec.cli.core import app, console, err_console, one_line_errors, one_of
 from graphrec.cli.output import print_graph_summary, print_run_summary
 
 
@@ -116,7 +116,8 @@ def info_command(
 def extract_features_command(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of product images named <ASIN>.jpg/.jpeg/.png/.webp (any case). Default: the bundled sample's images."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV with columns asin,path (paths relative to the CSV), instead of --images."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Features file to write (McAuley .b, plus OUTPUT.json naming the network). Default: graphrec-sample/image_features.b."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Features file to write (McAuley .b, plus OUT.json naming the network). Default: graphrec-sample/image_features.b."),
+    output: Optional[Path] = typer.Option(None, "--output", hidden=True, help="Old spelling of --out."),
     weights: str = typer.Option("auto", "--weights", help="imagenet (torchvision's weights; must be cached when offline), PATH to an alexnet state_dict, random (seeded untrained network: not ImageNet features), or auto (imagenet when cached, else random)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the network for --weights random."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
@@ -125,12 +126,12 @@ def extract_features_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     distributed: Optional[bool] = typer.Option(
         None, "--distributed/--no-distributed", help="Share the images among torchrun's processes (each extracts "
-        "its own block, rank 0 writes OUTPUT). Default: on when started by torchrun with several processes; "
+        "its own block, rank 0 writes OUT). Default: on when started by torchrun with several processes; "
         "--distributed fails outside torchrun."),
 ) -> None:
     """Compute AlexNet fc7 features (4096-d, after ReLU) for product images.
 
-    Resumable: a killed run keeps finished chunks in OUTPUT.parts/ and the same command
+    Resumable: a killed run keeps finished chunks in OUT.parts/ and the same command
     continues from there. Unreadable images are reported by path and skipped. Under
     torchrun (torchrun --nproc_per_node N -m graphrec.cli extract-features ...) the
     processes share the work and the output is the same as one process's.
@@ -143,7 +144,7 @@ def extract_features_command(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RandomWeightsWarning)
-        result = extract_features(images=images, out=output, manifest=manifest, weights=weights, seed=seed,
+        result = extract_features(images=images, out=one_of(out, output, "--out and --output"), manifest=manifest, weights=weights, seed=seed,
                                   batch_size=batch_size, workers=workers, device=device, quiet=quiet,
                                   distributed=distributed)
     if distributed is not False and not is_main_process():
