@@ -94,3 +94,32 @@ def test_extract_features_takes_out_and_still_its_old_output(tmp_path):
     assert "--output" not in runner.invoke(app, ["extract-features", "--help"]).output
     clash = runner.invoke(app, [*common, "-o", str(tmp_path / "a.b"), "--output", str(tmp_path / "b.b")])
     assert clash.exit_code == 2 and "--out and --output" in clash.output and not (tmp_path / "b.b").exists()
+
+
+# --- 3. the main input positionally or as an option ----------------------------------------
+
+
+def test_train_and_sweep_take_graph_dir_positionally_or_with_graph(catalogue, tmp_path):
+    _, graph_dir, _ = catalogue
+    for i, where in enumerate([[str(graph_dir)], ["--graph", str(graph_dir)], [str(graph_dir), "-g", f"{graph_dir}/"]]):
+        result = runner.invoke(app, ["train", *where, "--k", "2", "--epochs", "1", "-o", str(tmp_path / f"run{i}"), "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["run"] == str(tmp_path / f"run{i}")
+    # the GRAPH_DIR after a space-separated --k is still the GRAPH_DIR, not a K
+    result = runner.invoke(app, ["sweep", "--k", "2", "3", str(graph_dir), "--decoder", "mahalanobis", "--epochs", "1",
+                                 "-o", str(tmp_path / "sweep"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [(row["decoder"], row["k"]) for row in json.loads(result.stdout)] == [("mahalanobis", 2), ("mahalanobis", 3)]
+
+
+@pytest.mark.parametrize("args, names", [
+    (["train", "G1", "--graph", "G2"], "GRAPH_DIR and --graph"),
+    (["sweep", "G1", "-g", "G2"], "GRAPH_DIR and --graph"),
+    (["evaluate", "R1", "--run", "R2"], "RUN_DIR and --run"),
+    (["export", "R1", "-r", "R2"], "RUN_DIR and --run"),
+])
+def test_the_main_input_given_twice_differently_is_one_line(args, names, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and names in result.output and "give it once" in result.output

@@ -50,16 +50,6 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks
 
 
 
-def one_of(first, second, names: str):
-    """The value given by either of two spellings of one option (``names``, e.g.
-    "RUN_DIR and --run"); giving both with different values is a one-line UsageError."""
-    from graphrec.errors import UsageError
-
-    if first is not None and second is not None and first != second:
-        raise UsageError(f"{names} name different values ({first} and {second}); give it once.")
-    return first if first is not None else second
-
-
 _MOST = 2**31 - 1  # sizes and counts beyond this overflow the tensors they size
 # The range of every numeric option, by parameter name, for every command (train, evaluate
 # and sweep read the same line): (lowest, highest, lowest excluded, highest excluded).

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from graphrec.cli.core import app, console, err_console, one_line_errors, one_of
+from graphrec.cli.core import app, console, err_console, one_line_errors
+from graphrec.cli.options import one_of
 from graphrec.cli.output import print_graph_summary, print_run_summary
 
 

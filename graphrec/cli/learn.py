@@ -8,7 +8,10 @@ from typing import List, Optional
 import typer
 
 from graphrec.cli.core import app, check_limits, console, err_console, one_line_errors
+from graphrec.cli.options import list_options, one_of, split_list
 from graphrec.cli.output import encoder_label, print_metrics, print_pair_metrics, print_runs
+
+_GRAPH_ARGUMENT_HELP = "GRAPH_DIR written by build-graph, or give it with --graph (default: graphrec-sample/graph)."
 
 
 def _defaults_help(field: str, fmt=str) -> str:
@@ -59,7 +62,8 @@ def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
 @app.command("train")
 @one_line_errors
 def train_command(
-    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR written by build-graph (default: graphrec-sample/graph).", show_default=False),
+    graph_dir: Optional[Path] = typer.Argument(None, metavar="GRAPH_DIR", help=_GRAPH_ARGUMENT_HELP, show_default=False),
+    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR, instead of the argument.", show_default=False),
     decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _decoders_help()),
     k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension with a linear or hybrid encoder."),
     encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="What makes the mahalanobis style vectors: " + _encoders_help() + ". Default: linear when the graph has features, lightgcn without.", show_default=False),
@@ -105,7 +109,7 @@ def train_command(
     from graphrec.train import train
 
     run = train(
-        graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
+        one_of(graph_dir, graph, "GRAPH_DIR and --graph"), decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
         encoder=encoder, message_relations=_names(message_relations), layers=layers, shrink=shrink,
         batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
         noise_floor=noise_floor, negatives=negatives, patience=patience,
@@ -128,7 +132,7 @@ def train_command(
 @app.command("evaluate")
 @one_line_errors
 def evaluate_command(
-    run_dir: Optional[Path] = typer.Argument(None, help="RUN_DIR written by graphrec train (default: graphrec-sample/runs/mahalanobis-k10).", show_default=False),
+    run_dir: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="RUN_DIR written by graphrec train (default: graphrec-sample/runs/mahalanobis-k10).", show_default=False),
     candidates: Optional[int] = typer.Option(None, "--candidates", help="Hard negatives per test query (default: the run's own setting).", show_default=False),
     pictures: Optional[Path] = typer.Option(None, "--pictures", help="Also write a PNG of the most confident true positives and the hardest negatives of the test split."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -144,7 +148,7 @@ def evaluate_command(
     from graphrec.evaluate import evaluate_run, write_pictures
     from graphrec.sample import WORK_RUNS
 
-    run_dir = run_dir or run_option or WORK_RUNS / "mahalanobis-k10"
+    run_dir = one_of(run_dir, run_option, "RUN_DIR and --run") or WORK_RUNS / "mahalanobis-k10"
     if pairs is not None:
         from graphrec.io.edges import parse_relation_names
         from graphrec.pairs import evaluate_run_pairs
@@ -165,11 +169,11 @@ def evaluate_command(
         err_console.print(f"picture written to {write_pictures(run, pictures)}", highlight=False)
 
 
-@app.command("sweep", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+@app.command("sweep", cls=list_options(names=["--k", "--decoder", "-d"]))
 @one_line_errors
 def sweep_command(
-    ctx: typer.Context,
-    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR written by build-graph (default: graphrec-sample/graph).", show_default=False),
+    graph_dir: Optional[Path] = typer.Argument(None, metavar="GRAPH_DIR", help=_GRAPH_ARGUMENT_HELP, show_default=False),
+    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR, instead of the argument.", show_default=False),
     k: List[str] = typer.Option(["1", "10", "100"], "--k", help="Values of K, space- or comma-separated: --k 1 10 100."),
     decoder: List[str] = typer.Option(["mahalanobis", "fm"], "--decoder", "-d", help="Decoders, space- or comma-separated: --decoder mahalanobis fm wnn euclidean category-tree."),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn."),
@@ -192,17 +196,17 @@ def sweep_command(
     from graphrec.sweep import sweep
 
     ks, decoders = [], []
-    for value in [*k, *decoder, *ctx.args]:  # "--k 1 10 100": click leaves 10 and 100 as extra arguments
-        for part in value.replace(",", " ").split():
+    for value in [*k, *decoder]:  # "--k 1 10 100" reaches here as "1,10,100" (list_options)
+        for part in split_list(value):
             if part.lstrip("-").isdigit():
                 check_limits({"k": int(part)})
                 ks.append(int(part))
             elif part in list_models():
                 decoders.append(part)
             else:
-                raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(list_models())}).")
+                raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(list_models())}) nor an existing GRAPH_DIR.")
     table = sweep(
-        graph, decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
+        one_of(graph_dir, graph, "GRAPH_DIR and --graph"), decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
         out_dir=out, quiet=quiet, force=force, epochs=epochs, encoder=encoder,
         echo=None if quiet else (lambda line: (err_console if as_json else console).print(line, highlight=False)),
     )
