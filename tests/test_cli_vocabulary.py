@@ -123,3 +123,60 @@ def test_the_main_input_given_twice_differently_is_one_line(args, names, tmp_pat
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and names in result.output and "give it once" in result.output
+
+
+# --- 4. list options: spaces or commas -------------------------------------------------------
+
+
+def test_list_values_after_an_option_are_joined_until_the_next_option_or_path(tmp_path, monkeypatch):
+    from graphrec.cli.options import join_list_values
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "graph").mkdir()
+    numbers, names = ["--weight-decay"], ["--aux-relations"]
+    assert join_list_values(["--weight-decay", "1e-3", "3e-2", "graph"], numbers, names) == ["--weight-decay", "1e-3,3e-2", "graph"]
+    assert join_list_values(["--weight-decay=1e-3", "1", "-q"], numbers, names) == ["--weight-decay", "1e-3,1", "-q"]
+    assert join_list_values(["--aux-relations", "a", "b,c", "graph", "--k", "3", "4"], numbers, names) == \
+        ["--aux-relations", "a,b,c", "graph", "--k", "3", "4"]
+    assert join_list_values(["--aux-relations", "a", "--", "b"], numbers, names) == ["--aux-relations", "a", "--", "b"]
+    assert join_list_values(["--weight-decay"], numbers, names) == ["--weight-decay"]  # click reports the missing value
+
+
+@pytest.mark.parametrize("words", [
+    ["--weight-decay", "1e-3", "3e-2", "--aux-relations", "also_viewed", "bought_together", "--message-relations", "also_viewed"],
+    ["--weight-decay", "1e-3,3e-2", "--aux-relations", "also_viewed,bought_together", "--message-relations", "also_viewed"],
+    ["--weight-decay", "1e-3, 3e-2", "--aux-relations=also_viewed", "bought_together", "--message-relations=also_viewed"],
+])
+def test_train_lists_take_spaces_or_commas(words, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import graphrec.train
+
+    seen = {}
+    monkeypatch.setattr(graphrec.train, "train", lambda graph, **kw: seen.update(graph=graph, **kw) or SimpleNamespace(path=tmp_path, metrics={}))
+    (tmp_path / "g").mkdir()
+    result = runner.invoke(app, ["train", *words, str(tmp_path / "g"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert seen["graph"] == tmp_path / "g" and seen["weight_decay"] == [1e-3, 3e-2]
+    assert seen["aux_relations"] == ["also_viewed", "bought_together"] and seen["message_relations"] == ["also_viewed"]
+
+
+@pytest.mark.parametrize("words", [["also_bought", "also_viewed"], ["also_bought,also_viewed"]])
+def test_build_graph_relations_take_spaces_or_commas(words, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import graphrec.graph
+
+    seen = {}
+    monkeypatch.setattr(graphrec.graph, "build_graph", lambda *a, **kw: seen.update(kw) or SimpleNamespace(warnings=[], notes=[]))
+    result = runner.invoke(app, ["build-graph", "--relations", *words, "-o", str(tmp_path / "g"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert seen["relations"] == ["also_bought", "also_viewed"]
+
+
+def test_a_real_train_searches_the_space_separated_decays(catalogue, tmp_path):
+    _, graph_dir, _ = catalogue
+    result = runner.invoke(app, ["train", str(graph_dir), "--k", "2", "--epochs", "1", "--weight-decay", "1e-3", "3e-2",
+                                 "-o", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["weight_decay"] for row in json.loads(result.stdout)["weight_decay_search"]] == [1e-3, 3e-2]

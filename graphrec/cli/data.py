@@ -8,11 +8,11 @@ from typing import Optional
 import typer
 
 from graphrec.cli.core import app, console, err_console, one_line_errors
-from graphrec.cli.options import one_of
+from graphrec.cli.options import list_options, one_of, split_list
 from graphrec.cli.output import print_graph_summary, print_run_summary
 
 
-@app.command("build-graph")
+@app.command("build-graph", cls=list_options(names=["--relations"]))
 @one_line_errors
 def build_graph_command(
     meta: Optional[Path] = typer.Option(
@@ -27,7 +27,7 @@ def build_graph_command(
         None, "--category", help="Keep products with a category path starting with this '|'-separated prefix, "
         "e.g. 'Clothing, Shoes & Jewelry|Men'."),
     relations: Optional[str] = typer.Option(
-        None, "--relations", help="Comma-separated relations to keep (also_bought, also_viewed, bought_together, "
+        None, "--relations", help="Relations to keep, space- or comma-separated (also_bought, also_viewed, bought_together, "
         "buy_after_viewing). Default: every relation present in the metadata."),
     meta_format: str = typer.Option("auto", "--format", help="Metadata format: auto (detect from the first line), 2014 or 2018."),
     feature_dim: int = typer.Option(4096, "--feature-dim", help="Values per record in the .b file (4096 for AlexNet fc7)."),
@@ -66,7 +66,7 @@ def build_graph_command(
         features = None
     result = build_graph(
         meta, out or sample.WORK_GRAPH, features, category=category,
-        relations=relations.split(",") if relations else None, meta_format=meta_format,
+        relations=split_list(relations) or None, meta_format=meta_format,
         feature_dim=feature_dim, dtype=dtype, images=images, strict=strict, force=force, quiet=quiet,
         edges=edges, relation_names=parse_relation_names(relation_names), keep_extreme=keep_extreme,
     )

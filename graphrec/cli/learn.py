@@ -39,27 +39,27 @@ def _encoders_help() -> str:
 
 
 def _names(text: Optional[str]) -> list[str] | None:
-    """``"a, b"`` -> ["a", "b"]; None stays None."""
-    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+    """``"a, b"`` or ``"a b"`` -> ["a", "b"]; None stays None."""
+    return split_list(text) or None
 
 
 def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
-    """``"1e-3"`` -> 0.001; ``"1e-3,3e-2"`` -> [0.001, 0.03]; a clear error otherwise."""
+    """``"1e-3"`` -> 0.001; ``"1e-3,3e-2"`` (or with spaces) -> [0.001, 0.03]; a clear error otherwise."""
     from graphrec.errors import UsageError
 
     if text is None:
         return None
     try:
-        values = [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in split_list(text)]
     except ValueError:
-        raise UsageError(f"{option} takes numbers separated by commas (got {text!r}).") from None
+        raise UsageError(f"{option} takes numbers separated by spaces or commas (got {text!r}).") from None
     if not values:
-        raise UsageError(f"{option} takes numbers separated by commas (got {text!r}).")
+        raise UsageError(f"{option} takes numbers separated by spaces or commas (got {text!r}).")
     check_limits({option.lstrip("-").replace("-", "_"): values}, {option.lstrip("-").replace("-", "_"): option})
     return values if len(values) > 1 else values[0]
 
 
-@app.command("train")
+@app.command("train", cls=list_options(numbers=["--weight-decay"], names=["--message-relations", "--aux-relations"]))
 @one_line_errors
 def train_command(
     graph_dir: Optional[Path] = typer.Argument(None, metavar="GRAPH_DIR", help=_GRAPH_ARGUMENT_HELP, show_default=False),
@@ -67,19 +67,19 @@ def train_command(
     decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _decoders_help()),
     k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension with a linear or hybrid encoder."),
     encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="What makes the mahalanobis style vectors: " + _encoders_help() + ". Default: linear when the graph has features, lightgcn without.", show_default=False),
-    message_relations: Optional[str] = typer.Option(None, "--message-relations", help="Comma-separated other relations (e.g. also_viewed) whose edges a message-passing encoder also propagates over; pairs that are validation or test pairs of --relation are left out (default: the training edges of --relation only).", show_default=False),
+    message_relations: Optional[str] = typer.Option(None, "--message-relations", help="Other relations, space- or comma-separated (e.g. also_viewed), whose edges a message-passing encoder also propagates over; pairs that are validation or test pairs of --relation are left out (default: the training edges of --relation only).", show_default=False),
     layers: Optional[int] = typer.Option(None, "--layers", help="Message-passing layers of --encoder lightgcn (default 3) or sage (default 2).", show_default=False),
     shrink: Optional[float] = typer.Option(None, "--shrink", help="--encoder hybrid (or lightgcn/sage over it): L2 penalty on each product's own offset from its visual style xY (default 0: only the edges and early stopping hold it).", show_default=False),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn (also_bought, also_viewed, bought_together, buy_after_viewing)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Maximum epochs (default per decoder: {_defaults_help('epochs')}; closed-form baselines ignore it).", show_default=False),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default per decoder).", show_default=False),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Labelled pairs per gradient step (default 4096 x (1 + negatives) / 2, smaller on small graphs so that an epoch has at least 8 steps).", show_default=False),
-    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="L2 penalty on the projection / embeddings, added to the loss. Several comma-separated values (e.g. 1e-3,3e-2,1) train once per value and keep the best on validation (default per decoder: " + _defaults_help("weight_decay", _decays) + ").", show_default=False),
+    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="L2 penalty on the projection / embeddings, added to the loss. Several values, space- or comma-separated (e.g. 1e-3 3e-2 1), train once per value and keep the best on validation (default per decoder: " + _defaults_help("weight_decay", _decays) + ").", show_default=False),
     decay_search: Optional[str] = typer.Option(None, "--decay-search", help="How several --weight-decay values are trained: joint (default: together, one pass over each mini-batch; linear encoder, one process, no --aux-relations) or sequential (one full fit per value). Both keep the best on validation.", show_default=False),
     preprocessing: Optional[str] = typer.Option(None, "--preprocessing", help="mahalanobis feature preprocessing: sqrt (divide by the largest training value, then signed square root), max (divide only) or std (per-dimension standard deviation); default sqrt.", show_default=False),
     noise_floor: Optional[float] = typer.Option(None, "--noise-floor", help="Training likelihood P(edge) = floor + (1 - floor) sigmoid(c - d): the share of edges assumed unrelated to style, so that they cannot drag the projection (default 0: the plain logistic loss; 0.1 helped on planted features and hurt on the bundled sample, see docs/train.md).", show_default=False),
     negatives: Optional[int] = typer.Option(None, "--negatives", help="Random non-edges drawn per training edge every epoch (default 1, the paper's balance; the threshold is still chosen on balanced training pairs). 8 raised K = 10 accuracy on planted 4k features and lowered it on the bundled sample, see docs/train.md.", show_default=False),
-    aux_relations: Optional[str] = typer.Option(None, "--aux-relations", help="Comma-separated other relations of the graph (e.g. also_viewed,bought_together) whose edges also train the style space, each through its own K x K map; their pairs that are validation or test pairs of --relation are left out (mahalanobis only; default none).", show_default=False),
+    aux_relations: Optional[str] = typer.Option(None, "--aux-relations", help="Other relations of the graph, space- or comma-separated (e.g. also_viewed bought_together), whose edges also train the style space, each through its own K x K map; their pairs that are validation or test pairs of --relation are left out (mahalanobis only; default none).", show_default=False),
     aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="Weight of each auxiliary relation's loss against the main relation's (default 1).", show_default=False),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation accuracy (0 = never).", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Fixes the negatives, the 80/10/10 split (hence the test pairs) and the initialisation."),
