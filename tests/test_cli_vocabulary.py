@@ -180,3 +180,42 @@ def test_a_real_train_searches_the_space_separated_decays(catalogue, tmp_path):
                                  "-o", str(tmp_path / "run"), "--json"])
     assert result.exit_code == 0, result.output
     assert [row["weight_decay"] for row in json.loads(result.stdout)["weight_decay_search"]] == [1e-3, 3e-2]
+
+
+# --- 5. --debug, --version and -h anywhere; the neighbors alias -------------------------------
+
+
+@pytest.mark.parametrize("args", [["--version"], ["train", "--version"], ["neighbours", "A1", "--version"]])
+def test_version_works_before_or_after_the_command(args):
+    import graphrec
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and result.output == f"graphrec {graphrec.__version__}\n"
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_works_before_or_after_the_command(where, tmp_path):
+    from graphrec.errors import GraphrecError
+
+    args = ["evaluate", str(tmp_path / "nothing")]
+    result = runner.invoke(app, ["--debug", *args] if where == "before" else [*args, "--debug"])
+    assert isinstance(result.exception, GraphrecError)  # a traceback, not the one-line error
+    plain = runner.invoke(app, args)
+    assert plain.exit_code == 2 and plain.output.startswith("error:") and not isinstance(plain.exception, GraphrecError)
+
+
+@pytest.mark.parametrize("name", [None, "build-graph", "info", "extract-features", "train", "evaluate", "sweep", "runs",
+                                  "neighbours", "serve", "export"])
+def test_h_is_help_for_the_app_and_every_command(name):
+    args = [] if name is None else [name]
+    short, long = runner.invoke(app, [*args, "-h"]), runner.invoke(app, [*args, "--help"])
+    assert short.exit_code == 0 and "Usage: graphrec" in short.output and short.output == long.output
+
+
+def test_neighbors_is_a_hidden_alias_of_neighbours(catalogue):
+    asins, _, run = catalogue
+    british = runner.invoke(app, ["neighbours", asins[2], "--run", str(run), "--top", "3", "--json"])
+    american = runner.invoke(app, ["neighbors", asins[2], "--run", str(run), "--top", "3", "--json"])
+    assert american.exit_code == 0 and american.stdout == british.stdout
+    listing = runner.invoke(app, ["--help"]).output
+    assert "neighbours" in listing and "neighbors" not in listing

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from typer.core import TyperCommand
 
-__all__ = ["join_list_values", "list_options", "one_of", "split_list"]
+__all__ = ["hoist", "join_list_values", "list_options", "one_of", "split_list"]
 
 
 def one_of(first, second, names: str):
@@ -76,6 +76,14 @@ def join_list_values(args: Sequence[str], numbers: Sequence[str] = (), names: Se
             i += 1
         out.extend([flag, ",".join(values)])
     return out
+
+
+def hoist(args: Sequence[str], flags: Sequence[str]) -> list[str]:
+    """``args`` with every word of ``flags`` (before a ``--``) moved to the front, so that the
+    app's own options (``--debug``, ``--version``) work after the command as well as before it."""
+    end = list(args).index("--") if "--" in args else len(args)
+    front = [word for word in args[:end] if word in flags]
+    return [*front, *(word for word in args[:end] if word not in flags), *args[end:]]
 
 
 def list_options(numbers: Sequence[str] = (), names: Sequence[str] = ()) -> type[TyperCommand]:

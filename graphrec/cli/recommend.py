@@ -59,6 +59,9 @@ def neighbours(
 
 
 
+app.command("neighbors", hidden=True)(neighbours)  # the American spelling, not listed
+
+
 @app.command("serve")
 @one_line_errors
 def serve_command(
