@@ -82,7 +82,7 @@ def _neighbour_chunks(rec: Recommender, top: int, advance: Callable[[int], None]
     asins = list(rec.graph.asins)
     for start in range(0, len(asins), CHUNK):
         queries = asins[start : start + CHUNK]
-        table = rec.neighbours_batch(queries, k=top, exclude_known=exclude_known)
+        table = rec.neighbours_batch(queries, top=top, exclude_known=exclude_known)
         advance(len(queries))
         yield table[NEIGHBOUR_COLUMNS].reset_index(drop=True)
 

@@ -1,8 +1,8 @@
 """Recommendations from a trained run: "what goes with this product (or this photo)?"
 
 >>> rec = Recommender.load("graphrec-sample/runs/mahalanobis-k10")
->>> rec.neighbours("B000ASIN42", k=5, category="Clothing, Shoes & Jewelry|Women")
->>> rec.neighbours_for_image("my_new_shoe.jpg", k=5)
+>>> rec.neighbours("B000ASIN42", top=5, category="Clothing, Shoes & Jewelry|Women")
+>>> rec.neighbours_for_image("my_new_shoe.jpg", top=5)
 
 Metric decoders (mahalanobis, wnn, euclidean): every product is embedded into the
 style space once (cached in ``RUN_DIR/index/``), indexed with faiss
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -66,6 +67,17 @@ def read_asin_file(path: str | os.PathLike) -> list[str]:
     if not asins:
         raise UsageError(f"--from-file {file} holds no ASIN; give one ASIN per line.")
     return asins
+
+
+def resolve_top(top: int | None, k: int | None, default: int = 10) -> int:
+    """The result count of a query: ``top``, or the deprecated ``k=`` alias (a
+    :class:`DeprecationWarning`); giving both with different values is a UsageError."""
+    if k is None:
+        return default if top is None else top
+    warnings.warn("k= is deprecated for result counts; use top= (as the command line's --top).", DeprecationWarning, stacklevel=3)
+    if top is not None and top != k:
+        raise UsageError(f"give the result count once: top={top} and the deprecated k={k} differ.")
+    return k
 
 
 @dataclass
@@ -137,12 +149,17 @@ class Recommender:
         return out
 
     # -- queries ---------------------------------------------------------------------
-    def neighbours(self, asin: str, k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
-        """The ``k`` products nearest to ``asin`` (never ``asin`` itself), nearest first."""
-        return self.neighbours_batch([asin], k=k, category=category, exclude_known=exclude_known).drop(columns="query")
+    def neighbours(self, asin: str, top: int | None = None, category: str | None = None, exclude_known: bool = False,
+                   *, k: int | None = None) -> pd.DataFrame:
+        """The ``top`` (default 10) products nearest to ``asin`` (never ``asin`` itself), nearest
+        first. ``k=`` is a deprecated alias of ``top=``."""
+        top = resolve_top(top, k)
+        return self.neighbours_batch([asin], top=top, category=category, exclude_known=exclude_known).drop(columns="query")
 
-    def neighbours_batch(self, asins: Sequence[str], k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
+    def neighbours_batch(self, asins: Sequence[str], top: int | None = None, category: str | None = None, exclude_known: bool = False,
+                         *, k: int | None = None) -> pd.DataFrame:
         """:meth:`neighbours` for several ASINs in one batched search; a ``query`` column first."""
+        k = resolve_top(top, k)
         if not len(asins):
             raise UsageError("give at least one ASIN (or --from-file FILE, or --image PHOTO).")
         nodes = np.array([self.graph.index_of(str(a)) for a in asins], dtype=np.int64)
@@ -154,14 +171,16 @@ class Recommender:
         ids, prob = self._score(nodes, k, category, excluded)
         return self._table(list(asins), nodes, ids, None, prob)
 
-    def neighbours_for_image(self, path: str | os.PathLike, k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
-        """Cold start: the ``k`` products nearest to a photo that need not be in the catalogue.
+    def neighbours_for_image(self, path: str | os.PathLike, top: int | None = None, category: str | None = None,
+                             exclude_known: bool = False, *, k: int | None = None) -> pd.DataFrame:
+        """Cold start: the ``top`` (default 10) products nearest to a photo that need not be in the catalogue.
 
         The photo goes through the same fc7 network and weights recorded for the graph's
         features, then the model's preprocessing and projection. If the photo is a catalogue
         product's own image file, that product counts as the query and is not returned
         (nor, with ``exclude_known``, its training partners).
         """
+        k = resolve_top(top, k)
         if not self.model.is_metric:
             raise UsageError(f"the {self.model.name} decoder does not use images, so --image needs a run with a metric decoder (e.g. mahalanobis).")
         if not self.model.encoder.embeds_photos:
@@ -366,17 +385,20 @@ def recommend(
     *,
     from_file: str | os.PathLike | None = None,
     image: str | os.PathLike | None = None,
-    k: int = 10,
+    top: int | None = None,
     category: str | None = None,
     exclude_known: bool = False,
     approx: bool | str = "auto",
     picture: str | os.PathLike | None = None,
     quiet: bool = True,
     graph: Graph | str | os.PathLike | None = None,
+    k: int | None = None,
 ) -> pd.DataFrame:
     """What ``graphrec neighbours`` does: load the run (on ``graph`` instead of its recorded
     GRAPH_DIR when given), answer the ASINs (and those listed in ``from_file``) in one batch,
-    or the photo ``image``; optionally draw ``picture``. Returns the batch table (``query`` column first)."""
+    or the photo ``image``, ``top`` (default 10) results each; optionally draw ``picture``.
+    Returns the batch table (``query`` column first). ``k=`` is a deprecated alias of ``top=``."""
+    k = resolve_top(top, k)
     if k < 1:
         raise UsageError(f"--top must be at least 1 (got {k}).")
     queries = list(asins) + (read_asin_file(from_file) if from_file is not None else [])
@@ -386,10 +408,10 @@ def recommend(
         raise UsageError("give at least one ASIN (or --from-file FILE, or --image PHOTO).")
     rec = Recommender.load(run_dir, graph=graph, approx=approx, quiet=quiet)
     if image is not None:
-        table = rec.neighbours_for_image(image, k=k, category=category, exclude_known=exclude_known)
+        table = rec.neighbours_for_image(image, top=k, category=category, exclude_known=exclude_known)
         table.insert(0, "query", str(image))
     else:
-        table = rec.neighbours_batch(queries, k=k, category=category, exclude_known=exclude_known)
+        table = rec.neighbours_batch(queries, top=k, category=category, exclude_known=exclude_known)
     if picture is not None:
         rec.picture(table, picture, image=image)
     return table

@@ -175,14 +175,14 @@ def test_own_photo_gives_the_same_neighbours_as_the_asin(image_run):
     rec = Recommender.load(run_dir)
     assert rec.graph.features.dtype == np.float16
     for i in (0, 5):
-        by_asin = rec.neighbours(f"A{i:09d}", k=6)
-        by_image = rec.neighbours_for_image(paths[i], k=6)
+        by_asin = rec.neighbours(f"A{i:09d}", top=6)
+        by_image = rec.neighbours_for_image(paths[i], top=6)
         assert by_image["asin"].tolist() == by_asin["asin"].tolist()
         assert f"A{i:09d}" not in set(by_image["asin"])
         np.testing.assert_allclose(by_image["distance"], by_asin["distance"], rtol=1e-3, atol=1e-6)
         np.testing.assert_allclose(by_image["probability"], by_asin["probability"], rtol=1e-3)
-    known = rec.neighbours("A000000005", k=15, exclude_known=True)
-    assert rec.neighbours_for_image(paths[5], k=15, exclude_known=True)["asin"].tolist() == known["asin"].tolist()
+    known = rec.neighbours("A000000005", top=15, exclude_known=True)
+    assert rec.neighbours_for_image(paths[5], top=15, exclude_known=True)["asin"].tolist() == known["asin"].tolist()
     # the photo's style vector is the product's own (same network, weights and projection)
     np.testing.assert_allclose(rec.embed_image(paths[3])[0], rec.style[3], rtol=1e-3, atol=1e-5)
 

@@ -71,7 +71,7 @@ def test_every_encoder_trains_reloads_and_recommends(tmp_path):
         pairs = torch.tensor([[0, 2], [1, 3], [0, 1]])
         assert torch.equal(reloaded.model.predict_proba(reloaded.inputs, pairs), run.model.predict_proba(run.inputs, pairs))
         rec = Recommender.load(run.path, graph=graph, cache=False)
-        table = rec.neighbours(str(graph.asins[0]), k=5)
+        table = rec.neighbours(str(graph.asins[0]), top=5)
         assert len(table) == 5 and str(graph.asins[0]) not in set(table["asin"])
         # the table's probability is the model's own for that pair
         node = graph.index_of(table["asin"].iloc[0])
@@ -85,7 +85,7 @@ def test_a_graph_without_features_or_metadata_trains_and_recommends(tmp_path):
     run = train(bare, k=4, out_dir=tmp_path / "bare", **QUICK)
     assert run.config["encoder"] == "lightgcn" and run.config["model"]["base"]["encoder"] == "embedding"
     assert run.metrics["test"]["hit@10"] is None  # no features: no nearest-neighbour candidates
-    table = Recommender.load(run.path, graph=bare, cache=False).neighbours(str(bare.asins[3]), k=4)
+    table = Recommender.load(run.path, graph=bare, cache=False).neighbours(str(bare.asins[3]), top=4)
     assert len(table) == 4 and table["probability"].between(0, 1).all()
     with pytest.raises(UsageError, match="image features"):
         train(bare, k=4, encoder="linear", out_dir=tmp_path / "linear", **QUICK)

@@ -65,7 +65,7 @@ def rec(tmp_path, graph):
 
 
 def test_neighbours_exclude_query_sorted_and_exact(rec, graph):
-    table = rec.neighbours("B000000007", k=8)
+    table = rec.neighbours("B000000007", top=8)
     assert list(table.columns) == COLUMNS and len(table) == 8
     assert "B000000007" not in set(table["asin"])
     assert table["rank"].tolist() == list(range(1, 9))
@@ -80,7 +80,7 @@ def test_neighbours_exclude_query_sorted_and_exact(rec, graph):
 
 
 def test_probability_is_the_models_prediction(rec, graph):
-    table = rec.neighbours("B000000011", k=10)
+    table = rec.neighbours("B000000011", top=10)
     pairs = torch.tensor([[11, graph.index_of(a)] for a in table["asin"]])
     expected = rec.model.predict_proba(node_inputs(graph), pairs).numpy()
     np.testing.assert_allclose(table["probability"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
@@ -92,10 +92,10 @@ def test_probability_is_the_models_prediction(rec, graph):
 def test_category_restricts_candidates(rec, graph):
     men = category_mask(graph, "Clothing|Men")
     assert men.sum() == 40  # shoes + shirts
-    table = rec.neighbours("B000000001", k=50, category="Clothing|Men")
+    table = rec.neighbours("B000000001", top=50, category="Clothing|Men")
     assert len(table) == 40  # every Men product but... the query (a Women dress) is not Men
     assert all(men[graph.index_of(a)] for a in table["asin"])
-    few = rec.neighbours("B000000000", k=30, category="Clothing | Men | Shoes")  # spaces around '|' are fine
+    few = rec.neighbours("B000000000", top=30, category="Clothing | Men | Shoes")  # spaces around '|' are fine
     assert len(few) == 19 and "B000000000" not in set(few["asin"])  # 20 shoes minus the query
     with pytest.raises(UsageError, match="no product"):
         rec.neighbours("B000000000", category="Sports")
@@ -106,9 +106,9 @@ def test_exclude_known_drops_training_partners(rec, graph):
     query = int(np.bincount(edges.ravel()).argmax())
     partners = set(edges[1][edges[0] == query]) | set(edges[0][edges[1] == query])
     assert partners
-    everything = rec.neighbours(graph.asins[query], k=N)
+    everything = rec.neighbours(graph.asins[query], top=N)
     assert {graph.index_of(a) for a in everything["asin"]} >= partners  # they are there by default
-    filtered = rec.neighbours(graph.asins[query], k=N, exclude_known=True)
+    filtered = rec.neighbours(graph.asins[query], top=N, exclude_known=True)
     got = {graph.index_of(a) for a in filtered["asin"]}
     assert not got & partners and query not in got
     assert len(filtered) == N - 1 - len(partners)
@@ -117,10 +117,10 @@ def test_exclude_known_drops_training_partners(rec, graph):
 
 def test_batch_equals_single_queries(rec):
     asins = ["B000000003", "B000000040", "B000000003"]
-    batch = rec.neighbours_batch(asins, k=5, category="Clothing|Men")
+    batch = rec.neighbours_batch(asins, top=5, category="Clothing|Men")
     assert list(batch.columns) == ["query", *COLUMNS] and len(batch) == 15
     for asin in asins:
-        single = rec.neighbours(asin, k=5, category="Clothing|Men")
+        single = rec.neighbours(asin, top=5, category="Clothing|Men")
         part = batch[batch["query"] == asin].drop(columns="query").head(5).reset_index(drop=True)
         pd.testing.assert_frame_equal(part, single)
 
@@ -136,7 +136,7 @@ def test_scoring_path_agrees_with_index(rec, graph):
     nodes = np.array([5, 9])
     excluded = [rec._excluded(int(q), True) for q in nodes]
     ids, prob = rec._score(nodes, 6, "Clothing|Men", excluded)
-    by_index = rec.neighbours_batch([graph.asins[5], graph.asins[9]], k=6, category="Clothing|Men", exclude_known=True)
+    by_index = rec.neighbours_batch([graph.asins[5], graph.asins[9]], top=6, category="Clothing|Men", exclude_known=True)
     assert [graph.asins[i] for i in ids.ravel()] == by_index["asin"].tolist()
     np.testing.assert_allclose(prob.ravel(), by_index["probability"], rtol=1e-5)
 
@@ -164,8 +164,8 @@ def test_approximate_index_finds_the_same_neighbours(tmp_path):
     approx = Recommender.load(run_dir, graph=graph, approx=True)
     assert approx.index.kind == "ivf" and exact.index.kind == "flat"
     asins = list(graph.asins[:50])
-    a = exact.neighbours_batch(asins, k=10)
-    b = approx.neighbours_batch(asins, k=10)
+    a = exact.neighbours_batch(asins, top=10)
+    b = approx.neighbours_batch(asins, top=10)
     recall = np.mean([len(set(a[a["query"] == q]["asin"]) & set(b[b["query"] == q]["asin"])) / 10 for q in asins])
     assert recall >= 0.9
     assert not (b["asin"] == b["query"]).any()
@@ -185,7 +185,7 @@ def test_fm_scores_candidates_with_the_model(tmp_path, graph):
     writer.write_model(model)
     rec = Recommender.load(writer.commit(), graph=graph)
     assert rec.index is None and not rec.model.is_metric
-    table = rec.neighbours("B000000004", k=7, category="Clothing|Men", exclude_known=True)
+    table = rec.neighbours("B000000004", top=7, category="Clothing|Men", exclude_known=True)
     assert len(table) == 7 and table["distance"].isna().all()
     assert table["probability"].is_monotonic_decreasing
     # brute force over every allowed candidate

@@ -218,7 +218,7 @@ def test_export_neighbours_gives_the_same_rows_as_neighbours(trained, tmp_path, 
         assert result.exit_code == 0, result.output
         table = pd.read_parquet(out) if name.endswith("parquet") else pd.read_csv(out)
         assert len(table) == 24 * 3 and table["query"].nunique() == 24
-        one = Recommender.load(run.path).neighbours("A000000007", k=3)
+        one = Recommender.load(run.path).neighbours("A000000007", top=3)
         mine = table[table["query"] == "A000000007"]
         assert mine["asin"].tolist() == one["asin"].tolist() and mine["rank"].tolist() == [1, 2, 3]
 

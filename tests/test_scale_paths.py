@@ -125,7 +125,7 @@ def test_neighbours_index_embeds_in_chunks(graph_dir, tmp_path, monkeypatch):
     rec = Recommender.load(run.path, cache=False, approx=False)
     np.testing.assert_allclose(rec.style, whole, rtol=1e-5, atol=1e-5)
     query = 17
-    table = rec.neighbours(str(graph.asins[query]), k=5)
+    table = rec.neighbours(str(graph.asins[query]), top=5)
     distances = ((whole - whole[query]) ** 2).sum(1)
     distances[query] = np.inf
     assert list(table["asin"]) == list(graph.asins[np.argsort(distances, kind="stable")[:5]])

@@ -259,7 +259,7 @@ def test_photo_upload_gives_the_neighbours_of_the_photo(client, catalogue, tmp_p
     assert response.status_code == 200, response.text
     copy = tmp_path / "mine.png"  # not a catalogue file, so the product itself is a candidate
     copy.write_bytes(photo)
-    expected = catalogue.rec.neighbours_for_image(copy, k=5)
+    expected = catalogue.rec.neighbours_for_image(copy, top=5)
     rows = response.json()
     assert [r["asin"] for r in rows] == list(expected["asin"]) and rows[0]["asin"] == catalogue.products["asin"].iloc[1]
     np.testing.assert_allclose([r["distance"] for r in rows], expected["distance"], rtol=1e-6, atol=1e-9)

@@ -15,17 +15,31 @@ from typing import Callable
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
+from graphrec.cli.options import hoist
 from graphrec.device import use_threads
 from graphrec.errors import GraphrecError, GraphrecWarning
 from graphrec.fs import os_error_message
 
+GLOBAL_FLAGS = ("--debug", "--version")  # the app's own options, accepted anywhere on the line
+
+
+class _App(TyperGroup):
+    """The ``graphrec`` group: :data:`GLOBAL_FLAGS` written after the command are moved before it."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist(args, GLOBAL_FLAGS))
+
+
 app = typer.Typer(
     name="graphrec",
+    cls=_App,
     help="Graph-based fashion recommendation from Amazon co-purchase lists and product images.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -44,11 +58,21 @@ err_console = _console(stderr=True)
 _state = {"debug": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from graphrec import __version__
+
+        typer.echo(f"graphrec {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors.")) -> None:
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors (before or after the command)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print 'graphrec <version>' and exit."),
+) -> None:
     """graphrec: build a product graph, learn a style space, recommend what goes together."""
     _state["debug"] = debug
-
 
 
 _MOST = 2**31 - 1  # sizes and counts beyond this overflow the tensors they size

@@ -8,10 +8,11 @@ from typing import Optional
 import typer
 
 from graphrec.cli.core import app, console, err_console, one_line_errors, threads_option
+from graphrec.cli.options import list_options, one_of, split_list
 from graphrec.cli.output import print_graph_summary, print_run_summary
 
 
-@app.command("build-graph")
+@app.command("build-graph", cls=list_options(names=["--relations"]))
 @one_line_errors
 def build_graph_command(
     meta: Optional[Path] = typer.Option(
@@ -26,7 +27,7 @@ def build_graph_command(
         None, "--category", help="Keep products with a category path starting with this '|'-separated prefix, "
         "e.g. 'Clothing, Shoes & Jewelry|Men'."),
     relations: Optional[str] = typer.Option(
-        None, "--relations", help="Comma-separated relations to keep (also_bought, also_viewed, bought_together, "
+        None, "--relations", help="Relations to keep, space- or comma-separated (also_bought, also_viewed, bought_together, "
         "buy_after_viewing). Default: every relation present in the metadata."),
     meta_format: str = typer.Option("auto", "--format", help="Metadata format: auto (detect from the first line), 2014 or 2018."),
     feature_dim: int = typer.Option(4096, "--feature-dim", help="Values per record in the .b file (4096 for AlexNet fc7)."),
@@ -65,7 +66,7 @@ def build_graph_command(
         features = None
     result = build_graph(
         meta, out or sample.WORK_GRAPH, features, category=category,
-        relations=relations.split(",") if relations else None, meta_format=meta_format,
+        relations=split_list(relations) or None, meta_format=meta_format,
         feature_dim=feature_dim, dtype=dtype, images=images, strict=strict, force=force, quiet=quiet,
         edges=edges, relation_names=parse_relation_names(relation_names), keep_extreme=keep_extreme,
     )
@@ -116,7 +117,8 @@ def info_command(
 def extract_features_command(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of product images named <ASIN>.jpg/.jpeg/.png/.webp (any case). Default: the bundled sample's images."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV with columns asin,path (paths relative to the CSV), instead of --images."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Features file to write (McAuley .b, plus OUTPUT.json naming the network). Default: graphrec-sample/image_features.b."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Features file to write (McAuley .b, plus OUT.json naming the network). Default: graphrec-sample/image_features.b."),
+    output: Optional[Path] = typer.Option(None, "--output", hidden=True, help="Old spelling of --out."),
     weights: str = typer.Option("auto", "--weights", help="imagenet (torchvision's weights; must be cached when offline), PATH to an alexnet state_dict, random (seeded untrained network: not ImageNet features), or auto (imagenet when cached, else random)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the network for --weights random."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
@@ -125,13 +127,13 @@ def extract_features_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     distributed: Optional[bool] = typer.Option(
         None, "--distributed/--no-distributed", help="Share the images among torchrun's processes (each extracts "
-        "its own block, rank 0 writes OUTPUT). Default: on when started by torchrun with several processes; "
+        "its own block, rank 0 writes OUT). Default: on when started by torchrun with several processes; "
         "--distributed fails outside torchrun."),
     threads: Optional[int] = threads_option(),
 ) -> None:
     """Compute AlexNet fc7 features (4096-d, after ReLU) for product images.
 
-    Resumable: a killed run keeps finished chunks in OUTPUT.parts/ and the same command
+    Resumable: a killed run keeps finished chunks in OUT.parts/ and the same command
     continues from there. Unreadable images are reported by path and skipped. Under
     torchrun (torchrun --nproc_per_node N -m graphrec.cli extract-features ...) the
     processes share the work and the output is the same as one process's.
@@ -144,7 +146,7 @@ def extract_features_command(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RandomWeightsWarning)
-        result = extract_features(images=images, out=output, manifest=manifest, weights=weights, seed=seed,
+        result = extract_features(images=images, out=one_of(out, output, "--out and --output"), manifest=manifest, weights=weights, seed=seed,
                                   batch_size=batch_size, workers=workers, device=device, quiet=quiet,
                                   distributed=distributed)
     if distributed is not False and not is_main_process():

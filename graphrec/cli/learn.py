@@ -8,7 +8,10 @@ from typing import List, Optional
 import typer
 
 from graphrec.cli.core import app, check_limits, console, err_console, one_line_errors, threads_option
+from graphrec.cli.options import list_options, one_of, split_list
 from graphrec.cli.output import encoder_label, print_metrics, print_pair_metrics, print_runs
+
+_GRAPH_ARGUMENT_HELP = "GRAPH_DIR written by build-graph, or give it with --graph (default: graphrec-sample/graph)."
 
 
 def _defaults_help(field: str, fmt=str) -> str:
@@ -36,47 +39,48 @@ def _encoders_help() -> str:
 
 
 def _names(text: Optional[str]) -> list[str] | None:
-    """``"a, b"`` -> ["a", "b"]; None stays None."""
-    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+    """``"a, b"`` or ``"a b"`` -> ["a", "b"]; None stays None."""
+    return split_list(text) or None
 
 
 def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
-    """``"1e-3"`` -> 0.001; ``"1e-3,3e-2"`` -> [0.001, 0.03]; a clear error otherwise."""
+    """``"1e-3"`` -> 0.001; ``"1e-3,3e-2"`` (or with spaces) -> [0.001, 0.03]; a clear error otherwise."""
     from graphrec.errors import UsageError
 
     if text is None:
         return None
     try:
-        values = [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in split_list(text)]
     except ValueError:
-        raise UsageError(f"{option} takes numbers separated by commas (got {text!r}).") from None
+        raise UsageError(f"{option} takes numbers separated by spaces or commas (got {text!r}).") from None
     if not values:
-        raise UsageError(f"{option} takes numbers separated by commas (got {text!r}).")
+        raise UsageError(f"{option} takes numbers separated by spaces or commas (got {text!r}).")
     check_limits({option.lstrip("-").replace("-", "_"): values}, {option.lstrip("-").replace("-", "_"): option})
     return values if len(values) > 1 else values[0]
 
 
-@app.command("train")
+@app.command("train", cls=list_options(numbers=["--weight-decay"], names=["--message-relations", "--aux-relations"]))
 @one_line_errors
 def train_command(
-    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR written by build-graph (default: graphrec-sample/graph).", show_default=False),
+    graph_dir: Optional[Path] = typer.Argument(None, metavar="GRAPH_DIR", help=_GRAPH_ARGUMENT_HELP, show_default=False),
+    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR, instead of the argument.", show_default=False),
     decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _decoders_help()),
     k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension with a linear or hybrid encoder."),
     encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="What makes the mahalanobis style vectors: " + _encoders_help() + ". Default: linear when the graph has features, lightgcn without.", show_default=False),
-    message_relations: Optional[str] = typer.Option(None, "--message-relations", help="Comma-separated other relations (e.g. also_viewed) whose edges a message-passing encoder also propagates over; pairs that are validation or test pairs of --relation are left out (default: the training edges of --relation only).", show_default=False),
+    message_relations: Optional[str] = typer.Option(None, "--message-relations", help="Other relations, space- or comma-separated (e.g. also_viewed), whose edges a message-passing encoder also propagates over; pairs that are validation or test pairs of --relation are left out (default: the training edges of --relation only).", show_default=False),
     layers: Optional[int] = typer.Option(None, "--layers", help="Message-passing layers of --encoder lightgcn (default 3) or sage (default 2).", show_default=False),
     shrink: Optional[float] = typer.Option(None, "--shrink", help="--encoder hybrid (or lightgcn/sage over it): L2 penalty on each product's own offset from its visual style xY (default 0: only the edges and early stopping hold it).", show_default=False),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn (also_bought, also_viewed, bought_together, buy_after_viewing)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Maximum epochs (default per decoder: {_defaults_help('epochs')}; closed-form baselines ignore it).", show_default=False),
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default per decoder).", show_default=False),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Labelled pairs per gradient step (default 4096 x (1 + negatives) / 2, smaller on small graphs so that an epoch has at least 8 steps).", show_default=False),
-    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="L2 penalty on the projection / embeddings, added to the loss. Several comma-separated values (e.g. 1e-3,3e-2,1) train once per value and keep the best on validation (default per decoder: " + _defaults_help("weight_decay", _decays) + ").", show_default=False),
+    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="L2 penalty on the projection / embeddings, added to the loss. Several values, space- or comma-separated (e.g. 1e-3 3e-2 1), train once per value and keep the best on validation (default per decoder: " + _defaults_help("weight_decay", _decays) + ").", show_default=False),
     decay_search: Optional[str] = typer.Option(None, "--decay-search", help="How several --weight-decay values are trained: joint (default: together, one pass over each mini-batch; linear encoder, one process, no --aux-relations) or sequential (one full fit per value). Both keep the best on validation.", show_default=False),
     preprocessing: Optional[str] = typer.Option(None, "--preprocessing", help="mahalanobis feature preprocessing: sqrt (divide by the largest training value, then signed square root), max (divide only) or std (per-dimension standard deviation); default sqrt.", show_default=False),
     calibration: Optional[str] = typer.Option(None, "--calibration", help="Which pairs re-choose the P > 0.5 threshold after each epoch: train (a fixed sample of training pairs; default for linear and hybrid) or val (the validation pairs; default for embedding, lightgcn and sage, whose per-product vectors memorise their training edges). Test pairs never.", show_default=False),
     noise_floor: Optional[float] = typer.Option(None, "--noise-floor", help="Training likelihood P(edge) = floor + (1 - floor) sigmoid(c - d): the share of edges assumed unrelated to style, so that they cannot drag the projection (default 0: the plain logistic loss; 0.1 helped on planted features and hurt on the bundled sample, see docs/train.md).", show_default=False),
     negatives: Optional[int] = typer.Option(None, "--negatives", help="Random non-edges drawn per training edge every epoch (default 1, the paper's balance; the threshold is still chosen on balanced training pairs). 8 raised K = 10 accuracy on planted 4k features and lowered it on the bundled sample, see docs/train.md.", show_default=False),
-    aux_relations: Optional[str] = typer.Option(None, "--aux-relations", help="Comma-separated other relations of the graph (e.g. also_viewed,bought_together) whose edges also train the style space, each through its own K x K map; their pairs that are validation or test pairs of --relation are left out (mahalanobis only; default none).", show_default=False),
+    aux_relations: Optional[str] = typer.Option(None, "--aux-relations", help="Other relations of the graph, space- or comma-separated (e.g. also_viewed bought_together), whose edges also train the style space, each through its own K x K map; their pairs that are validation or test pairs of --relation are left out (mahalanobis only; default none).", show_default=False),
     aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="Weight of each auxiliary relation's loss against the main relation's (default 1).", show_default=False),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation accuracy (0 = never).", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Fixes the negatives, the 80/10/10 split (hence the test pairs) and the initialisation."),
@@ -107,7 +111,7 @@ def train_command(
     from graphrec.train import train
 
     run = train(
-        graph, decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
+        one_of(graph_dir, graph, "GRAPH_DIR and --graph"), decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
         encoder=encoder, message_relations=_names(message_relations), layers=layers, shrink=shrink,
         batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
         noise_floor=noise_floor, negatives=negatives, patience=patience, calibration=calibration,
@@ -130,7 +134,7 @@ def train_command(
 @app.command("evaluate")
 @one_line_errors
 def evaluate_command(
-    run_dir: Optional[Path] = typer.Argument(None, help="RUN_DIR written by graphrec train (default: graphrec-sample/runs/mahalanobis-k10).", show_default=False),
+    run_dir: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="RUN_DIR written by graphrec train (default: graphrec-sample/runs/mahalanobis-k10).", show_default=False),
     candidates: Optional[int] = typer.Option(None, "--candidates", help="Hard negatives per test query (default: the run's own setting).", show_default=False),
     pictures: Optional[Path] = typer.Option(None, "--pictures", help="Also write a PNG of the most confident true positives and the hardest negatives of the test split."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -147,7 +151,7 @@ def evaluate_command(
     from graphrec.evaluate import evaluate_run, write_pictures
     from graphrec.sample import WORK_RUNS
 
-    run_dir = run_dir or run_option or WORK_RUNS / "mahalanobis-k10"
+    run_dir = one_of(run_dir, run_option, "RUN_DIR and --run") or WORK_RUNS / "mahalanobis-k10"
     if pairs is not None:
         from graphrec.io.edges import parse_relation_names
         from graphrec.pairs import evaluate_run_pairs
@@ -168,11 +172,11 @@ def evaluate_command(
         err_console.print(f"picture written to {write_pictures(run, pictures)}", highlight=False)
 
 
-@app.command("sweep", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+@app.command("sweep", cls=list_options(names=["--k", "--decoder", "-d"]))
 @one_line_errors
 def sweep_command(
-    ctx: typer.Context,
-    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR written by build-graph (default: graphrec-sample/graph).", show_default=False),
+    graph_dir: Optional[Path] = typer.Argument(None, metavar="GRAPH_DIR", help=_GRAPH_ARGUMENT_HELP, show_default=False),
+    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR, instead of the argument.", show_default=False),
     k: List[str] = typer.Option(["1", "10", "100"], "--k", help="Values of K, space- or comma-separated: --k 1 10 100."),
     decoder: List[str] = typer.Option(["mahalanobis", "fm"], "--decoder", "-d", help="Decoders, space- or comma-separated: --decoder mahalanobis fm wnn euclidean category-tree."),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn."),
@@ -196,17 +200,17 @@ def sweep_command(
     from graphrec.sweep import sweep
 
     ks, decoders = [], []
-    for value in [*k, *decoder, *ctx.args]:  # "--k 1 10 100": click leaves 10 and 100 as extra arguments
-        for part in value.replace(",", " ").split():
+    for value in [*k, *decoder]:  # "--k 1 10 100" reaches here as "1,10,100" (list_options)
+        for part in split_list(value):
             if part.lstrip("-").isdigit():
                 check_limits({"k": int(part)})
                 ks.append(int(part))
             elif part in list_models():
                 decoders.append(part)
             else:
-                raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(list_models())}).")
+                raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(list_models())}) nor an existing GRAPH_DIR.")
     table = sweep(
-        graph, decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
+        one_of(graph_dir, graph, "GRAPH_DIR and --graph"), decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
         out_dir=out, quiet=quiet, force=force, epochs=epochs, encoder=encoder,
         echo=None if quiet else (lambda line: (err_console if as_json else console).print(line, highlight=False)),
     )

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from graphrec.cli.core import app, console, err_console, one_line_errors, threads_option
+from graphrec.cli.options import one_of
 from graphrec.cli.output import print_neighbours
 from graphrec.sample import WORK_RUNS
 
@@ -44,7 +45,7 @@ def neighbours(
     if as_json and as_csv:
         raise UsageError("choose one of --json and --csv, not both.")
     table = recommend(
-        run, asins or [], from_file=from_file, image=image, k=top, category=category,
+        run, asins or [], from_file=from_file, image=image, top=top, category=category,
         exclude_known=exclude_known, approx=approx or "auto", picture=picture, quiet=as_json or as_csv, graph=graph,
     )
     if as_json:
@@ -57,6 +58,9 @@ def neighbours(
         err_console.print(f"picture written to {picture}", highlight=False)
 
 
+
+
+app.command("neighbors", hidden=True)(neighbours)  # the American spelling, not listed
 
 
 @app.command("serve")
@@ -86,7 +90,7 @@ def serve_command(
 @app.command("export")
 @one_line_errors
 def export_command(
-    run_dir: Optional[Path] = typer.Argument(None, help="RUN_DIR written by graphrec train (default: graphrec-sample/runs/mahalanobis-k10).", show_default=False),
+    run_dir: Optional[Path] = typer.Argument(None, metavar="RUN_DIR", help="RUN_DIR written by graphrec train (default: graphrec-sample/runs/mahalanobis-k10).", show_default=False),
     run_option: Optional[Path] = typer.Option(None, "--run", "-r", help="RUN_DIR, instead of the argument.", show_default=False),
     what: str = typer.Option("vectors", "--what", help="vectors: every product's ASIN and style vector s0..s{K-1}; neighbours: every product's top --top recommendations (query, rank, asin, distance, probability)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write; .parquet, .csv or .csv.gz picks the format (default: RUN_DIR/<what>.parquet).", show_default=False),
@@ -100,6 +104,6 @@ def export_command(
     for a database, a search engine or a notebook."""
     from graphrec.export import export_run
 
-    path = export_run(run_dir or run_option or _SAMPLE_RUN, what=what, out=out, top=top, graph=graph,
+    path = export_run(one_of(run_dir, run_option, "RUN_DIR and --run") or _SAMPLE_RUN, what=what, out=out, top=top, graph=graph,
                       exclude_known=exclude_known, quiet=quiet)
     console.print(f"{what} written to {path}", highlight=False)

@@ -117,7 +117,7 @@ class Catalogue:
         first = str(self.products["asin"].iloc[0])
         self.graph.index_of(first)
         try:
-            self.rec.neighbours(first, k=1, exclude_known=True)
+            self.rec.neighbours(first, top=1, exclude_known=True)
         except UsageError:  # a run without a training relation: exclude_known is refused per request
             pass
 
@@ -184,7 +184,7 @@ class Catalogue:
         self.node(asin)
         # the batch call is what the command line makes: its table already has the query column
         with self._searches:
-            return self._answer(lambda: self.rec.neighbours_batch([asin], k=k, category=category, exclude_known=exclude_known))
+            return self._answer(lambda: self.rec.neighbours_batch([asin], top=k, category=category, exclude_known=exclude_known))
 
     def neighbours_for_upload(self, upload: BinaryIO, k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
         """Cold start from an uploaded photo (at most 20 MB and :data:`MAX_PIXELS` pixels)."""
@@ -192,7 +192,7 @@ class Catalogue:
         with _saved_upload(upload) as path:
             _check_image(path)
             with self._photo_lock:
-                return self._answer(lambda: self.rec.neighbours_for_image(path, k=k, category=category, exclude_known=exclude_known))
+                return self._answer(lambda: self.rec.neighbours_for_image(path, top=k, category=category, exclude_known=exclude_known))
 
     def _answer(self, query) -> pd.DataFrame:
         """Run a recommender query; its user errors become 4xx without server paths."""
