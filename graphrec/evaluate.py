@@ -154,7 +154,8 @@ def warm_pairs(split: PairSplit, pairs: Tensor) -> Tensor:
     return seen[pairs[:, 0]] & seen[pairs[:, 1]]
 
 
-def evaluate_run(run_dir: str | Path, graph: Graph | None = None, candidates: int | None = None, max_queries: int | None = 1000) -> tuple[Run, dict[str, Any]]:
+def evaluate_run(run_dir: str | Path, graph: Graph | str | Path | None = None, candidates: int | None = None,
+                 max_queries: int | None = 1000) -> tuple[Run, dict[str, Any]]:
     """Reload a RUN_DIR, rebuild its split (same relation and seed) and recompute its metrics."""
     if candidates is not None and candidates < 1:  # the same limit as train's
         raise UsageError(f"--candidates must be at least 1 (got {candidates}).")

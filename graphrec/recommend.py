@@ -81,7 +81,8 @@ class Recommender:
 
     # -- construction --------------------------------------------------------------
     @classmethod
-    def load(cls, run_dir: str | os.PathLike, graph: Graph | None = None, approx: bool | str = "auto", quiet: bool = True, cache: bool = True) -> "Recommender":
+    def load(cls, run_dir: str | os.PathLike, graph: Graph | str | os.PathLike | None = None, approx: bool | str = "auto",
+             quiet: bool = True, cache: bool = True) -> "Recommender":
         """Load a RUN_DIR and (for metric models) its style index, built once and cached.
 
         ``approx``: "auto" (exact up to 2M products, approximate above), True / "approx"
@@ -366,10 +367,11 @@ def recommend(
     approx: bool | str = "auto",
     picture: str | os.PathLike | None = None,
     quiet: bool = True,
+    graph: Graph | str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """What ``graphrec neighbours`` does: load the run, answer the ASINs (and those listed in
-    ``from_file``) in one batch, or the photo ``image``; optionally draw ``picture``.
-    Returns the batch table (``query`` column first)."""
+    """What ``graphrec neighbours`` does: load the run (on ``graph`` instead of its recorded
+    GRAPH_DIR when given), answer the ASINs (and those listed in ``from_file``) in one batch,
+    or the photo ``image``; optionally draw ``picture``. Returns the batch table (``query`` column first)."""
     if k < 1:
         raise UsageError(f"--top must be at least 1 (got {k}).")
     queries = list(asins) + (read_asin_file(from_file) if from_file is not None else [])
@@ -377,7 +379,7 @@ def recommend(
         raise UsageError("give either ASINs or --image PHOTO, not both.")
     if image is None and not queries:
         raise UsageError("give at least one ASIN (or --from-file FILE, or --image PHOTO).")
-    rec = Recommender.load(run_dir, approx=approx, quiet=quiet)
+    rec = Recommender.load(run_dir, graph=graph, approx=approx, quiet=quiet)
     if image is not None:
         table = rec.neighbours_for_image(image, k=k, category=category, exclude_known=exclude_known)
         table.insert(0, "query", str(image))

@@ -3,8 +3,13 @@
 Layout::
 
     config.json     every option ("decoder", "k", "relation", "seed", "epochs", ...),
-                    "graph" (the GRAPH_DIR path), "graph_checksum" (SHA-256 of its
-                    manifest.json), "model" (the model's constructor arguments)
+                    "graph" (the GRAPH_DIR, relative to the RUN_DIR when they share a folder,
+                    so that a project folder can be copied or moved; older runs hold an
+                    absolute path), "graph_absolute" (its absolute path at training time,
+                    tried second), "graph_checksum" (the graph's content
+                    fingerprint, :func:`graphrec.graph.manifest_fingerprint`: unchanged by a
+                    rebuild of the same inputs; runs of earlier versions hold the SHA-256 of
+                    manifest.json, still accepted), "model" (the model's constructor arguments)
     model.pt        the model's state_dict; torch.load(..., weights_only=True)
     history.csv     one row per epoch: epoch, loss, train_accuracy, val_accuracy, val_auc, seconds
     metrics.json    {"decoder", "k", "relation", "train_seconds", "best_epoch",
@@ -25,6 +30,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +40,13 @@ import torch
 
 from graphrec.errors import DataError, UsageError
 from graphrec.fs import atomic_write, swap_into_place, write_json_atomic
-from graphrec.graph import Graph, load_graph, manifest_checksum
+from graphrec.graph import Graph, load_graph, manifest_checksum, manifest_fingerprint
 from graphrec.inputs import node_inputs
 from graphrec.models import LinkModel, NodeInputs, get_model
 
 __all__ = [
     "CONFIG", "MODEL", "HISTORY", "METRICS", "CURVE", "CHECKPOINT",
-    "Run", "RunWriter", "load_run", "load_model", "graph_checksum",
+    "Run", "RunWriter", "load_run", "load_model", "graph_checksum", "graph_location", "run_graph_path",
 ]
 
 CONFIG, MODEL, HISTORY, METRICS, CURVE, CHECKPOINT = "config.json", "model.pt", "history.csv", "metrics.json", "curve.png", "checkpoint.pt"
@@ -72,11 +78,23 @@ class Run:
 
 
 def graph_checksum(graph: Graph) -> str | None:
-    """The manifest checksum of a graph loaded from disk (None for an in-memory graph)."""
-    try:
-        return manifest_checksum(graph.path)
-    except OSError:
+    """The content fingerprint of a graph loaded from disk (None for an in-memory graph):
+    what a run records to recognise its graph, whenever and wherever it was rebuilt."""
+    if not (graph.path / "manifest.json").is_file():
         return None
+    return manifest_fingerprint(graph.manifest)
+
+
+def _same_graph(expected: str | None, graph: Graph) -> bool:
+    """Whether a run's recorded ``graph_checksum`` names ``graph``: its content fingerprint,
+    or (runs of earlier versions) the SHA-256 of its manifest.json file."""
+    actual = graph_checksum(graph)
+    if not expected or actual is None or expected == actual:
+        return True
+    try:
+        return expected == manifest_checksum(graph.path)
+    except OSError:
+        return False
 
 
 def load_model(run_dir: str | Path, config: dict | None = None) -> LinkModel:
@@ -115,25 +133,54 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def load_run(run_dir: str | Path, graph: Graph | None = None) -> Run:
+def graph_location(graph_dir: str | Path, run_dir: str | Path) -> dict[str, str]:
+    """What ``config.json`` records of where the graph is: ``graph``, relative to ``run_dir``
+    when the two share a folder below the filesystem root (else absolute), and ``graph_absolute``."""
+    absolute = Path(graph_dir).resolve()
+    run = Path(run_dir).resolve()
+    try:
+        shared = Path(os.path.commonpath([absolute, run]))
+        relative = os.path.relpath(absolute, run) if shared != Path(shared.anchor) else None
+    except ValueError:  # another drive (Windows)
+        relative = None
+    return {"graph": relative or str(absolute), "graph_absolute": str(absolute)}
+
+
+def run_graph_path(run_dir: str | Path, config: dict) -> Path:
+    """The GRAPH_DIR a run was trained on: ``config["graph"]`` (relative to the RUN_DIR, or an
+    absolute path), else ``config["graph_absolute"]``; a :class:`UsageError` naming both and
+    the ``--graph`` option when neither holds a graph."""
+    path = Path(run_dir)
+    source = config.get("graph")
+    if not source or source == "<memory>":
+        raise UsageError(f"the run {path} was trained on an in-memory graph; pass --graph GRAPH_DIR (graph= to load_run).")
+    tried = [path / source]  # an absolute source stays itself
+    if config.get("graph_absolute"):
+        tried.append(Path(config["graph_absolute"]))
+    for candidate in tried:
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    where = " or ".join(str(c) for c in dict.fromkeys(tried))
+    raise UsageError(f"the graph of the run {path} is not at {where} (moved or deleted?); "
+                     "pass --graph GRAPH_DIR naming where it is now, or rebuild it there with graphrec build-graph.")
+
+
+def load_run(run_dir: str | Path, graph: Graph | str | os.PathLike | None = None) -> Run:
     """Load a RUN_DIR: its config, model (eval mode), metrics and the graph it was trained on.
 
-    ``graph`` None loads ``config["graph"]``; a graph whose manifest changed since
-    training is refused (node indices would no longer mean the same products).
+    ``graph`` (a :class:`Graph` or a GRAPH_DIR) replaces the recorded graph; None loads the
+    recorded one (:func:`run_graph_path`). A graph whose content differs from the one trained
+    on is refused (node indices would no longer mean the same products); a graph rebuilt
+    from the same inputs with the same options, anywhere, is the same graph.
     """
     path = Path(run_dir)
     config = _read_config(path)
-    if graph is None:
-        source = config.get("graph")
-        if not source or source == "<memory>":
-            raise UsageError(f"the run {path} was trained on an in-memory graph; pass graph= to load_run.")
-        graph = load_graph(source)
-    expected = config.get("graph_checksum")
-    actual = graph_checksum(graph)
-    if expected and actual and expected != actual:
+    if not isinstance(graph, Graph):
+        graph = load_graph(graph if graph is not None else run_graph_path(path, config))
+    if not _same_graph(config.get("graph_checksum"), graph):
         raise DataError(
-            f"the graph {graph.path} changed since the run {path} was trained (manifest checksum differs); "
-            "train the run again on the current graph."
+            f"the graph {graph.path} changed since the run {path} was trained (its inputs, build options or "
+            "counts differ); train the run again on the current graph, or rebuild the graph from the run's inputs."
         )
     metrics_file = path / METRICS
     try:

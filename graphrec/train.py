@@ -42,7 +42,7 @@ from graphrec.inputs import node_inputs
 from graphrec.models import LinearEncoder, LinkModel, get_model
 from graphrec.models.inputs import NodeInputs
 from graphrec.pairs import split_from_file
-from graphrec.runs import Run, RunWriter, graph_checksum
+from graphrec.runs import Run, RunWriter, graph_checksum, graph_location
 from graphrec.sample import WORK_GRAPH, WORK_RUNS
 from graphrec.sampling import PairSplit, auxiliary_relation, message_edges, split_pairs
 from graphrec.training import TrainConfig, best_offset, default_batch_size, fit_model, fit_over_decays, link_loss
@@ -170,7 +170,7 @@ def _run_config(request: _Request, graph: Graph, config: TrainConfig, model: Lin
         "decoder": request.decoder, "k": request.k, "relation": request.relation, "seed": request.seed, **config.to_dict(),
         "preprocessing": hparams.get("preprocessing"), **({"encoder": hparams["encoder"]} if "encoder" in hparams else {}),
         "candidates": request.candidates, "max_queries": request.max_queries,
-        "graph": str(graph.path.resolve()) if graph.path.exists() else str(graph.path),
+        **(graph_location(graph.path, request.out) if graph.path.exists() else {"graph": str(graph.path)}),
         "graph_checksum": graph_checksum(graph), "split": split.sizes(), "model": hparams,
         "graphrec_version": __version__, "world_size": ctx.world_size,
     }

@@ -73,7 +73,8 @@ def test_run_dir_holds_the_contract_files(trained):
     config = json.loads((run.path / "config.json").read_text())
     for key in ("decoder", "k", "relation", "seed", "graph", "graph_checksum", "epochs", "lr", "model"):
         assert key in config
-    assert Path(config["graph"]) == graph_dir.resolve()
+    assert (run.path / config["graph"]).resolve() == graph_dir.resolve() == Path(config["graph_absolute"])
+    assert not Path(config["graph"]).is_absolute()  # relative to the run: the project folder can move
     metrics = json.loads((run.path / "metrics.json").read_text())
     for key in ("decoder", "k", "relation", "train_seconds"):
         assert key in metrics

@@ -127,6 +127,7 @@ def evaluate_command(
     run_option: Optional[Path] = typer.Option(None, "--run", "-r", help="RUN_DIR, instead of the argument.", show_default=False),
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="Score the labelled pairs of this file ('relation u v label', e.g. GATNE's test.txt) of the run's relation: accuracy, ROC-AUC, PR-AUC, F1 (GATNE's rank cut) and AP, on all pairs and without the run's training edges. Pairs with products the run never saw are scored at the prior and counted.", show_default=False),
     relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the relation labels of --pairs, e.g. 1=also_bought,2=also_viewed.", show_default=False),
+    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR to use instead of the one the run recorded (moved or copied elsewhere); it must hold the same content.", show_default=False),
 ) -> None:
     """Reload a run, rebuild its test split from its seed and recompute every metric
     (or, with --pairs, score a labelled pair file)."""
@@ -139,14 +140,15 @@ def evaluate_command(
     if pairs is not None:
         from graphrec.io.edges import parse_relation_names
         from graphrec.pairs import evaluate_run_pairs
+        from graphrec.runs import load_run
 
-        _, result = evaluate_run_pairs(run_dir, pairs, parse_relation_names(relation_names) or None)
+        _, result = evaluate_run_pairs(load_run(run_dir, graph), pairs, parse_relation_names(relation_names) or None)
         if as_json:
             typer.echo(json.dumps(result, indent=2))
         else:
             print_pair_metrics(result)
         return
-    run, metrics = evaluate_run(run_dir, candidates=candidates)
+    run, metrics = evaluate_run(run_dir, graph, candidates=candidates)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:

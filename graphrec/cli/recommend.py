@@ -26,6 +26,7 @@ def neighbours(
     as_json: bool = typer.Option(False, "--json", help="Print the results as a JSON list of records."),
     as_csv: bool = typer.Option(False, "--csv", help="Print the results as CSV."),
     picture: Optional[Path] = typer.Option(None, "--picture", help="Also write a PNG grid: the query image, then each recommendation captioned with ASIN, short title and probability."),
+    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR to use instead of the one the run recorded (moved or copied elsewhere); it must hold the same content.", show_default=False),
     approx: bool = typer.Option(False, "--approx", help="Use an approximate faiss index (IVF in low dimension, fast-scan PQ with exact re-ranking in high dimension) instead of the exact one; used anyway above 2M products."),
 ) -> None:
     """Recommend products that go with a product (or a new photo) from a trained run.
@@ -43,7 +44,7 @@ def neighbours(
         raise UsageError("choose one of --json and --csv, not both.")
     table = recommend(
         run, asins or [], from_file=from_file, image=image, k=top, category=category,
-        exclude_known=exclude_known, approx=approx or "auto", picture=picture, quiet=as_json or as_csv,
+        exclude_known=exclude_known, approx=approx or "auto", picture=picture, quiet=as_json or as_csv, graph=graph,
     )
     if as_json:
         typer.echo(to_json(table))
@@ -65,6 +66,7 @@ def serve_command(
     port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, help="Port to listen on (0: any free port, printed at start)."),
     approx: bool = typer.Option(False, "--approx", help="Use an approximate faiss index, as neighbours --approx."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log one line per request."),
+    graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR to use instead of the one the run recorded (moved or copied elsewhere); it must hold the same content.", show_default=False),
 ) -> None:
     """Serve a trained run over HTTP: a JSON API (documented at /docs) and pages to browse
     products and what goes with them. Loads the run once; Ctrl+C stops."""
@@ -74,6 +76,6 @@ def serve_command(
         console.print(f"serving {run} ({catalogue.graph.num_nodes:,} products) on {url} ; API documentation at {url}/docs ; Ctrl+C stops",
                       highlight=False, soft_wrap=True)
 
-    serve(run, host=host, port=port, approx=approx or "auto", access_log=access_log, ready=ready)
+    serve(run, host=host, port=port, approx=approx or "auto", access_log=access_log, ready=ready, graph=graph)
 
 

@@ -15,7 +15,7 @@ from graphrec.graph.builddir import clean_stale_builds
 from graphrec.graph.categories import join_category, split_category
 from graphrec.graph.edges import canonical_edges
 from graphrec.graph.outliers import scaling_warning
-from graphrec.graph.store import FORMAT_VERSION, NODE_TYPE, Graph, load_graph, manifest_checksum
+from graphrec.graph.store import FORMAT_VERSION, NODE_TYPE, Graph, load_graph, manifest_checksum, manifest_fingerprint
 from graphrec.io.features import read_sidecar
 from graphrec.io.images import find_images
 
@@ -31,6 +31,7 @@ __all__ = [
     "join_category",
     "load_graph",
     "manifest_checksum",
+    "manifest_fingerprint",
     "read_sidecar",
     "scaling_warning",
     "split_category",

@@ -19,6 +19,8 @@ type per relation.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -33,7 +35,9 @@ from graphrec.graph.categories import category_mask
 from graphrec.graph.edges import canonical_edges
 from graphrec.io.schema import Field, read_json_object, shape_problem
 
-__all__ = ["FORMAT_VERSION", "MANIFEST", "NODE_TYPE", "Graph", "load_graph", "manifest_checksum", "read_manifest"]
+__all__ = [
+    "FORMAT_VERSION", "MANIFEST", "NODE_TYPE", "Graph", "load_graph", "manifest_checksum", "manifest_fingerprint", "read_manifest",
+]
 
 FORMAT_VERSION = 1
 NODE_TYPE = "product"
@@ -42,6 +46,29 @@ NODE_TYPE = "product"
 def manifest_checksum(graph_dir: str | Path) -> str:
     """SHA-256 of a GRAPH_DIR's manifest: runs record it to detect a graph that changed."""
     return sha256_file(Path(graph_dir) / "manifest.json")
+
+
+# Manifest keys that say when, with which graphrec and from where a graph was built, not what it holds.
+_WHEN = ("created", "graphrec_version")
+_WHERE = ("path", "images", "images_dir", "image_manifest")
+
+
+def _content(value):
+    """``value`` without the keys of :data:`_WHERE` at any depth."""
+    if isinstance(value, dict):
+        return {key: _content(item) for key, item in value.items() if key not in _WHERE}
+    if isinstance(value, list):
+        return [_content(item) for item in value]
+    return value
+
+
+def manifest_fingerprint(manifest: dict) -> str:
+    """SHA-256 of what a graph holds: its sources' checksums and sizes, the build options,
+    the counts and statistics of the manifest, but not when, with which graphrec version or
+    from which paths it was built. A ``build-graph --force`` on unchanged inputs, or the same
+    inputs in a moved folder, gives the same fingerprint; any change of inputs or options a new one."""
+    content = _content({key: item for key, item in manifest.items() if key not in _WHEN})
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass

@@ -106,8 +106,9 @@ class Catalogue:
         self._warm_up()
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike, approx: bool | str = "auto") -> "Catalogue":
-        return cls(Recommender.load(run_dir, approx=approx))
+    def load(cls, run_dir: str | os.PathLike, approx: bool | str = "auto", graph: str | os.PathLike | None = None) -> "Catalogue":
+        """The catalogue of a RUN_DIR (on ``graph`` instead of its recorded GRAPH_DIR when given)."""
+        return cls(Recommender.load(run_dir, graph=graph, approx=approx))
 
     def _warm_up(self) -> None:
         """Build the recommender's lazy state now, before requests share it."""
