@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from graphrec.errors import UsageError
+from graphrec.errors import UsageError, choose
 from graphrec.fs import atomic_write, progress_bar
 from graphrec.recommend import Recommender
 
@@ -116,8 +116,7 @@ def export_run(run_dir: str | os.PathLike, what: str = "vectors", out: str | os.
                graph: str | os.PathLike | None = None, exclude_known: bool = False, quiet: bool = True) -> Path:
     """``graphrec export``: load the run and write ``what`` ("vectors" or "neighbours") to
     ``out`` (default: ``RUN_DIR/<what>.parquet``)."""
-    if what not in WHAT:
-        raise UsageError(f"unknown export {what!r}; choose one of {', '.join(WHAT)}.")
+    what = choose(what, WHAT, "export")
     out = Path(out) if out is not None else Path(run_dir) / f"{what}.parquet"
     file_format(out)
     rec = Recommender.load(run_dir, graph=graph, quiet=quiet)

@@ -33,9 +33,10 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from graphrec.errors import DataError, UsageError
+from graphrec.errors import DataError, GraphrecWarning, UsageError
 from graphrec.fs import progress_bar
 from graphrec.graph import Graph
+from graphrec.graph.categories import existing_below
 from graphrec.index import StyleIndex, cache_key, cached_style_index
 from graphrec.io import read_text
 from graphrec.io.ids import normalize_asins
@@ -56,17 +57,43 @@ def category_mask(graph: Graph, prefix: str) -> np.ndarray:
     return graph.category_mask(prefix)
 
 
-def read_asin_file(path: str | os.PathLike) -> list[str]:
-    """ASINs from a text file: one per line (or whitespace separated); ``#`` starts a comment."""
+def read_asin_lines(path: str | os.PathLike) -> list[tuple[str, int]]:
+    """(ASIN, line number) pairs from a text file: one ASIN per line (or whitespace
+    separated); ``#`` starts a comment."""
     file = Path(path)
     if not file.exists():
         raise UsageError(f"--from-file {file} does not exist; give a text file with one ASIN per line.")
     asins = []
-    for line in read_text(file, "--from-file").splitlines():  # BOM skipped, compressed files read, FIFOs refused
-        asins.extend(normalize_asins(line.split("#", 1)[0].split()))
+    lines = read_text(file, "--from-file").splitlines()  # BOM skipped, compressed files read, FIFOs refused
+    for number, line in enumerate(lines, start=1):
+        asins.extend((asin, number) for asin in normalize_asins(line.split("#", 1)[0].split()))
     if not asins:
         raise UsageError(f"--from-file {file} holds no ASIN; give one ASIN per line.")
     return asins
+
+
+def read_asin_file(path: str | os.PathLike) -> list[str]:
+    """ASINs from a text file: one per line (or whitespace separated); ``#`` starts a comment."""
+    return [asin for asin, _ in read_asin_lines(path)]
+
+
+def _known_file_asins(graph: Graph, path: str | os.PathLike, strict: bool) -> list[str]:
+    """The ASINs of ``path`` that are in ``graph``; each unknown one is a warning naming its
+    line (and the closest ASINs) and is skipped, or with ``strict`` the error."""
+    known = []
+    for asin, line in read_asin_lines(path):
+        if asin in graph.asin_to_index:
+            known.append(asin)
+            continue
+        try:
+            graph.index_of(asin)
+        except UsageError as error:
+            if strict:
+                raise UsageError(f"{path}, line {line}: {error} (without --strict unknown ASINs are skipped)") from None
+            warnings.warn(f"{path}, line {line}: {error} Skipped (--strict stops instead).", GraphrecWarning, stacklevel=3)
+    if not known:
+        raise UsageError(f"none of the ASINs in --from-file {path} is in the graph {graph.path}.")
+    return known
 
 
 def resolve_top(top: int | None, k: int | None, default: int = 10) -> int:
@@ -243,8 +270,9 @@ class Recommender:
             return None
         mask = category_mask(self.graph, category)
         if not mask.any():
-            raise UsageError(f"no product of the graph {self.graph.path} has a category starting with {category!r}; "
-                             "check the spelling (paths are joined with '|').")
+            below = existing_below(self.graph.products["categories"].value_counts().items(), category)
+            raise UsageError(f"no product of the graph {self.graph.path} has a category starting with {category!r} "
+                             f"(names joined with '|', case ignored): {below}")
         return mask
 
     def _excluded(self, node: int, exclude_known: bool) -> np.ndarray:
@@ -392,21 +420,26 @@ def recommend(
     picture: str | os.PathLike | None = None,
     quiet: bool = True,
     graph: Graph | str | os.PathLike | None = None,
+    strict: bool = False,
     k: int | None = None,
 ) -> pd.DataFrame:
     """What ``graphrec neighbours`` does: load the run (on ``graph`` instead of its recorded
     GRAPH_DIR when given), answer the ASINs (and those listed in ``from_file``) in one batch,
     or the photo ``image``, ``top`` (default 10) results each; optionally draw ``picture``.
-    Returns the batch table (``query`` column first). ``k=`` is a deprecated alias of ``top=``."""
+    An ASIN of ``from_file`` that the graph lacks is a warning naming its line and is skipped
+    (``strict``: the error). Returns the batch table (``query`` column first). ``k=`` is a
+    deprecated alias of ``top=``."""
     k = resolve_top(top, k)
     if k < 1:
         raise UsageError(f"--top must be at least 1 (got {k}).")
-    queries = list(asins) + (read_asin_file(from_file) if from_file is not None else [])
-    if image is not None and queries:
+    if image is not None and (asins or from_file is not None):
         raise UsageError("give either ASINs or --image PHOTO, not both.")
-    if image is None and not queries:
+    if image is None and not asins and from_file is None:
         raise UsageError("give at least one ASIN (or --from-file FILE, or --image PHOTO).")
+    if from_file is not None:
+        read_asin_lines(from_file)  # a missing or empty file fails before the run loads
     rec = Recommender.load(run_dir, graph=graph, approx=approx, quiet=quiet)
+    queries = list(asins) + (_known_file_asins(rec.graph, from_file, strict) if from_file is not None else [])
     if image is not None:
         table = rec.neighbours_for_image(image, top=k, category=category, exclude_known=exclude_known)
         table.insert(0, "query", str(image))

@@ -167,7 +167,9 @@ def run_graph_path(run_dir: str | Path, config: dict) -> Path:
     source = config.get("graph")
     if not source or source == "<memory>":
         raise UsageError(f"the run {path} was trained on an in-memory graph; pass --graph GRAPH_DIR (graph= to load_run).")
-    tried = [path / source]  # an absolute source stays itself
+    # an absolute source stays itself; "runs/k10/../../graph" reads as "graph" unless a
+    # symbolic link makes the two differ
+    tried = [Path(os.path.normpath(path / source)), path / source]
     if config.get("graph_absolute"):
         tried.append(Path(config["graph_absolute"]))
     for candidate in tried:

@@ -45,8 +45,8 @@ def test_relations_option_and_no_features_note(small_catalogue, tmp_path):
     (["--meta", "{meta}", "--features", "{features}"], "--feature-dim 8", 1),
     (["--meta", "{meta}", "--category", "Books"], "category 'Books'", 1),
     (["--meta", "{meta}", "--format", "1999"], "unknown metadata format", 2),
-    (["--meta", "{meta}", "--relations", "likes"], "unknown relation likes", 2),
-    (["--meta", "{meta}", "--dtype", "int8"], "--dtype must be one of", 2),
+    (["--meta", "{meta}", "--relations", "likes"], "unknown relation 'likes'", 2),
+    (["--meta", "{meta}", "--dtype", "int8"], "unknown --dtype 'int8'", 2),
 ])
 def test_bad_input_is_one_clear_line_without_traceback(small_catalogue, tmp_path, args, message, code):
     meta, features = small_catalogue

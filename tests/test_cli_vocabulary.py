@@ -219,3 +219,79 @@ def test_neighbors_is_a_hidden_alias_of_neighbours(catalogue):
     assert american.exit_code == 0 and american.stdout == british.stdout
     listing = runner.invoke(app, ["--help"]).output
     assert "neighbours" in listing and "neighbors" not in listing
+
+
+# --- 6. suggestions: choices, ASINs, categories; a batch file survives one bad ASIN -----------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--decoder", "mahalonobis"], "unknown decoder 'mahalonobis' (did you mean mahalanobis?)"),
+    (["train", "--encoder", "lightgnc"], "unknown encoder 'lightgnc' (did you mean lightgcn?)"),
+    (["train", "--calibration", "vall"], "unknown --calibration 'vall' (did you mean val?)"),
+    (["export", "--what", "vector"], "unknown export 'vector' (did you mean vectors?)"),
+    (["build-graph", "--meta", "m.json", "--relations", "also_bougth", "-o", "g"], "unknown relation 'also_bougth' (did you mean also_bought?)"),
+])
+def test_a_misspelt_choice_suggests_the_closest(args, message, catalogue, tmp_path, monkeypatch):
+    _, graph_dir, run = catalogue
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.json").write_text('{"asin": "A1"}\n')
+    extra = {"train": ["--graph", str(graph_dir), "-o", "r"], "export": ["--run", str(run)]}.get(args[0], [])
+    result = runner.invoke(app, [*args, *extra])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+
+
+def test_choices_are_matched_case_insensitively(catalogue, tmp_path):
+    _, graph_dir, _ = catalogue
+    result = runner.invoke(app, ["train", str(graph_dir), "--decoder", "Mahalanobis", "--encoder", "Linear", "--calibration", "VAL",
+                                 "--k", "2", "--epochs", "1", "--weight-decay", "0", "-o", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["decoder"] == "mahalanobis" and config["model"]["encoder"] == "linear" and config["calibration"] == "val"
+
+
+def test_asin_suggestions_ignore_case(catalogue):
+    asins, _, run = catalogue
+    result = runner.invoke(app, ["neighbours", asins[5].lower(), "--run", str(run)])
+    assert result.exit_code == 2 and f"Did you mean {asins[5]}" in result.output
+
+
+def test_asin_suggestions_are_quick_and_right_on_a_million_ids():
+    import numpy as np
+
+    from graphrec.graph.suggest import IdSuggester
+
+    rng = np.random.default_rng(0)
+    letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
+    ids = ["B0" + "".join(row) for row in letters[rng.integers(0, 36, size=(1_000_000, 8))]]
+    suggest, target = IdSuggester(ids), ids[4321]
+    typos = [target.lower(), target[:4] + "#" + target[5:], target[:-1], target[:3] + target[4] + target[3] + target[5:], target + "Q"]
+    for typo in typos:
+        assert suggest(typo)[0] == target, typo
+    assert len(suggest.candidates(target[:4] + "#" + target[5:])) < 100  # difflib ranks a handful, not a million
+    assert suggest("nothing like it") == []
+
+
+def test_category_is_case_insensitive_and_a_miss_lists_what_exists(catalogue):
+    asins, _, run = catalogue
+    rec = Recommender.load(run)
+    assert rec.neighbours(asins[0], top=3, category="clothing, shoes & jewelry|WOMEN").equals(
+        rec.neighbours(asins[0], top=3, category="Clothing, Shoes & Jewelry|Women"))
+    with pytest.raises(UsageError, match=r"under 'Clothing, Shoes & Jewelry' there are \w+, \w+; did you mean 'Clothing, Shoes & Jewelry\|Women'"):
+        rec.neighbours(asins[0], category="clothing, shoes & jewelry|womn")
+    with pytest.raises(UsageError, match="at the top level there are Clothing, Shoes & Jewelry"):
+        rec.neighbours(asins[0], category="Toys")
+
+
+def test_an_unknown_asin_in_from_file_is_reported_and_skipped_or_with_strict_fatal(catalogue, tmp_path):
+    asins, _, run = catalogue
+    queries = tmp_path / "queries.txt"
+    queries.write_text(f"{asins[1]}\n# a comment\nNOT_AN_ASIN\n{asins[2]}\n")
+    result = runner.invoke(app, ["neighbours", "--from-file", str(queries), "--run", str(run), "--top", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert {row["query"] for row in json.loads(result.stdout)} == {asins[1], asins[2]}
+    assert f"{queries}, line 3: ASIN NOT_AN_ASIN is not in the graph" in result.stderr and "Skipped" in result.stderr
+    strict = runner.invoke(app, ["neighbours", "--from-file", str(queries), "--run", str(run), "--strict"])
+    assert strict.exit_code == 2 and f"{queries}, line 3: ASIN NOT_AN_ASIN" in strict.output
+    queries.write_text("NOPE\n")
+    result = runner.invoke(app, ["neighbours", "--from-file", str(queries), "--run", str(run)])
+    assert result.exit_code == 2 and "none of the ASINs in --from-file" in result.output

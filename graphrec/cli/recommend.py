@@ -22,7 +22,8 @@ def neighbours(
     top: int = typer.Option(10, "--top", "-k", help="How many products to return per query."),
     category: Optional[str] = typer.Option(None, "--category", "-c", help="Only recommend products with a category path starting with this '|'-separated prefix, e.g. 'Clothing, Shoes & Jewelry|Women'."),
     exclude_known: bool = typer.Option(False, "--exclude-known", help="Drop products already linked to the query in the run's training relation."),
-    from_file: Optional[Path] = typer.Option(None, "--from-file", "-f", help="Also read query ASINs from this text file (one per line, '#' comments)."),
+    from_file: Optional[Path] = typer.Option(None, "--from-file", "-f", help="Also read query ASINs from this text file (one per line, '#' comments); an ASIN the graph lacks is reported with its line and skipped."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first ASIN of --from-file that the graph lacks instead of skipping it."),
     image: Optional[Path] = typer.Option(None, "--image", help="Cold start: use this photo as the query (fc7 features from the network recorded for the graph, then the model's projection)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as a JSON list of records."),
     as_csv: bool = typer.Option(False, "--csv", help="Print the results as CSV."),
@@ -46,7 +47,7 @@ def neighbours(
         raise UsageError("choose one of --json and --csv, not both.")
     table = recommend(
         run, asins or [], from_file=from_file, image=image, top=top, category=category,
-        exclude_known=exclude_known, approx=approx or "auto", picture=picture, quiet=as_json or as_csv, graph=graph,
+        exclude_known=exclude_known, approx=approx or "auto", picture=picture, quiet=as_json or as_csv, graph=graph, strict=strict,
     )
     if as_json:
         typer.echo(to_json(table))

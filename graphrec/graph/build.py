@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from graphrec.errors import DataError, UsageError
+from graphrec.errors import DataError, UsageError, choose
 from graphrec.fs import progress_bar, sha256_file, write_json_atomic
 from graphrec.graph.builddir import clean_stale_builds, prepare_target, staging
 from graphrec.graph.catalogue import Catalogue
@@ -347,13 +347,13 @@ def _check_options(category, relations, meta_format, feature_dim, dtype, images,
                    from_edges: bool = False) -> _Options:
     from graphrec.io.metadata import RELATIONS as KNOWN
 
-    if dtype not in DTYPES:
-        raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+    dtype = choose(dtype, DTYPES, "--dtype")
     if relations is not None:
         relations = tuple(dict.fromkeys(r.strip() for r in relations if r.strip()))
-        unknown = [r for r in relations if r not in KNOWN and not from_edges]  # an edge list names its own
-        if unknown or not relations:
-            raise UsageError(f"unknown relation {', '.join(unknown) or '(none given)'}; choose from {', '.join(KNOWN)}.")
+        if not relations:
+            raise UsageError(f"--relations names no relation; choose from {', '.join(KNOWN)}.")
+        if not from_edges:  # an edge list names its own
+            relations = tuple(dict.fromkeys(choose(r, KNOWN, "relation") for r in relations))
     wanted = split_category(category) if category else None
     if category is not None and not wanted:
         raise UsageError(f"--category {category!r} names no category; use a '|'-separated path such as 'Clothing, Shoes & Jewelry|Men'.")

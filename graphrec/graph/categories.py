@@ -8,7 +8,9 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["category_mask", "join_category", "matches_prefix", "split_category"]
+from graphrec.errors import closest
+
+__all__ = ["category_mask", "existing_below", "join_category", "matches_prefix", "split_category"]
 
 
 def split_category(prefix: str) -> list[str]:
@@ -22,8 +24,9 @@ def join_category(path: list[str]) -> str:
 
 
 def matches_prefix(path: list[str], wanted: list[str]) -> bool:
-    """Whether the category path ``path`` starts with the names ``wanted`` (whole names only)."""
-    return path[: len(wanted)] == wanted
+    """Whether the category path ``path`` starts with the names ``wanted`` (whole names only,
+    case ignored: ``women`` is ``Women``)."""
+    return len(path) >= len(wanted) and all(a.lower() == b.lower() for a, b in zip(path, wanted))
 
 
 def category_mask(categories: Iterable[str | None] | None, prefix: str, count: int) -> np.ndarray:
@@ -42,3 +45,31 @@ def category_mask(categories: Iterable[str | None] | None, prefix: str, count: i
         dtype=bool,
         count=count,
     )
+
+
+def existing_below(category_lists: Iterable[tuple[str | None, int]], prefix: str, limit: int = 8) -> str:
+    """Where ``prefix`` stops matching, the names that do exist there, most products first:
+    ``"under 'Clothing, Shoes & Jewelry' there are Women, Men, Girls."`` (for an error that
+    says what to type instead). ``category_lists``: (a ``categories`` column value, how many
+    products have it) pairs, e.g. ``column.value_counts().items()``."""
+    counts: dict[str, int] = {}
+    for paths, products in category_lists:
+        for path in json.loads(paths or "[]"):
+            counts[path] = counts.get(path, 0) + int(products)
+    split = [(path.split("|"), count) for path, count in counts.items()]
+    wanted = split_category(prefix)
+    depth = 0
+    while depth < len(wanted) and any(matches_prefix(path, wanted[: depth + 1]) for path, _ in split):
+        depth += 1
+    names: dict[str, int] = {}
+    spelt = wanted[:depth]  # as the graph spells them
+    for path, count in split:
+        if len(path) > depth and matches_prefix(path, wanted[:depth]):
+            names[path[depth]] = names.get(path[depth], 0) + count
+            spelt = path[:depth]
+    ranked = sorted(names, key=lambda name: -names[name])
+    shown = ", ".join(ranked[:limit]) + (f" and {len(ranked) - limit} more" if len(ranked) > limit else "")
+    where = f"under {'|'.join(spelt)!r}" if depth else "at the top level"
+    near = closest(wanted[depth], ranked) if depth < len(wanted) else []
+    hint = f"; did you mean {'|'.join([*spelt, near[0]])!r}?" if near else "."
+    return f"{where} there are {shown}{hint}" if ranked else f"there is nothing {where}."

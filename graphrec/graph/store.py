@@ -18,7 +18,6 @@ type per relation.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -29,10 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from graphrec.errors import DataError, UsageError
+from graphrec.errors import DataError, UsageError, closest
 from graphrec.fs import sha256_file
 from graphrec.graph.categories import category_mask
 from graphrec.graph.edges import canonical_edges
+from graphrec.graph.suggest import IdSuggester
 from graphrec.io.schema import Field, read_json_object, shape_problem
 
 __all__ = [
@@ -136,12 +136,16 @@ class Graph:
     def asin_to_index(self) -> dict[str, int]:
         return {asin: i for i, asin in enumerate(self.asins)}
 
+    @cached_property
+    def _suggest(self) -> IdSuggester:
+        return IdSuggester(self.asins)
+
     def index_of(self, asin: str) -> int:
         """Node index of ``asin``; a :class:`UsageError` with close matches when unknown."""
         try:
             return self.asin_to_index[asin]
         except KeyError:
-            close = difflib.get_close_matches(asin, self.asin_to_index.keys(), n=3, cutoff=0.7) if self.num_nodes <= 200_000 else []
+            close = self._suggest(str(asin))
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise UsageError(f"ASIN {asin} is not in the graph {self.path} ({self.num_nodes} products).{hint}") from None
 
@@ -149,7 +153,9 @@ class Graph:
         """Undirected edges of ``relation``, each once with row < col: int64 ``[2, E]``."""
         if relation not in self.edges:
             have = ", ".join(self.edges) or "none"
-            raise UsageError(f"relation {relation!r} is not in the graph {self.path} (it has: {have}).")
+            near = closest(relation, self.edges)
+            hint = f" Did you mean {near[0]}?" if near else ""
+            raise UsageError(f"relation {relation!r} is not in the graph {self.path} (it has: {have}).{hint}")
         return self.edges[relation]
 
     def require_features(self, what: str = "this command") -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from graphrec.errors import UsageError
+from graphrec.errors import UsageError, choose
 from graphrec.models.inputs import ROW_CHUNK, NodeFeatures, NodeInputs, PreparedRows
 
 __all__ = [
@@ -59,10 +59,7 @@ def list_encoders() -> list[str]:
 
 def get_encoder(name: str) -> type["Encoder"]:
     """The encoder class registered as ``name`` (a :class:`UsageError` listing the choices otherwise)."""
-    try:
-        return _ENCODERS[name]
-    except KeyError:
-        raise UsageError(f"unknown encoder {name!r}; choose one of {', '.join(_ENCODERS)}.") from None
+    return _ENCODERS[choose(name, _ENCODERS, "encoder")]
 
 
 def encoder_from_hparams(hparams: dict[str, Any]) -> "Encoder":
@@ -75,10 +72,9 @@ def feature_scale(features: NodeFeatures, nodes: Tensor, preprocessing: str) -> 
     """Per-dimension multipliers ``[F]`` computed from the rows of ``nodes`` only (the
     training nodes: nothing from validation or test leaks into preprocessing). ``"sqrt"``
     scales like ``"max"`` before its square root."""
+    preprocessing = choose(preprocessing, PREPROCESSING, "preprocessing")
     if preprocessing == "sqrt":
         preprocessing = "max"
-    if preprocessing not in PREPROCESSING:
-        raise UsageError(f"unknown preprocessing {preprocessing!r}; choose one of {', '.join(PREPROCESSING)}.")
     dim = features.shape[1]
     total = torch.zeros(dim, dtype=torch.float64)
     total_sq = torch.zeros(dim, dtype=torch.float64)
@@ -202,8 +198,7 @@ class LinearEncoder(Encoder):
             raise UsageError(f"K must be at least 1 (got {k}).")
         if k > feature_dim:
             raise UsageError(f"K = {k} is larger than the feature dimension {feature_dim}; choose --k {feature_dim} or less.")
-        if preprocessing not in PREPROCESSING:
-            raise UsageError(f"unknown preprocessing {preprocessing!r}; choose one of {', '.join(PREPROCESSING)}.")
+        preprocessing = choose(preprocessing, PREPROCESSING, "preprocessing")
         self.feature_dim, self.k, self.preprocessing, self.seed = int(feature_dim), int(k), preprocessing, int(seed)
         self.dim = self.k
         generator = torch.Generator().manual_seed(seed)

@@ -31,8 +31,9 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from graphrec.errors import choose
 from graphrec.models.base import MetricModel, TrainDefaults, options_not_taken
-from graphrec.models.encoders import PREPROCESSING, get_encoder
+from graphrec.models.encoders import PREPROCESSING, get_encoder, list_encoders
 from graphrec.models.inputs import NodeInputs
 from graphrec.models.registry import register_model
 
@@ -76,8 +77,10 @@ class MahalanobisModel(MetricModel):
 
     @classmethod
     def with_defaults(cls, options: dict[str, Any], has_features: bool) -> dict[str, Any]:
-        """The encoder defaults to linear on a graph with features, lightgcn without."""
-        return {**options, "encoder": options.get("encoder") or ("linear" if has_features else "lightgcn")}
+        """The encoder defaults to linear on a graph with features, lightgcn without; names
+        are matched case-insensitively (``LightGCN`` is lightgcn)."""
+        named = {key: choose(options[key], list_encoders(), key) for key in ("encoder", "base") if options.get(key)}
+        return {**options, **named, "encoder": named.get("encoder") or ("linear" if has_features else "lightgcn")}
 
     @classmethod
     def needs_edges_for(cls, options: dict[str, Any]) -> bool:

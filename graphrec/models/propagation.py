@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from graphrec.errors import UsageError
+from graphrec.errors import UsageError, choose
 from graphrec.models.encoders import Encoder, encoder_from_hparams, get_encoder, register_encoder
 from graphrec.models.inputs import NodeInputs, PreparedRows
 
@@ -88,8 +88,7 @@ class _Propagating(Encoder):
         """``edge_index`` ``[2, E]``: the message-passing graph (each undirected edge once);
         ``base`` defaults to hybrid with features, embedding without."""
         base = base or ("hybrid" if inputs.features is not None else "embedding")
-        if base not in BASES:
-            raise UsageError(f"--base {base!r} is not one of {', '.join(BASES)}.")
+        base = choose(base, BASES, "--base")
         inner = get_encoder(base).build(inputs, train_pairs, train_labels, k=k, seed=seed, **base_options)
         with torch.random.fork_rng():  # layer weights drawn from the seed, not the global RNG
             torch.manual_seed(seed)

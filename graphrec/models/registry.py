@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from graphrec.errors import UsageError
+from graphrec.errors import choose
 
 if TYPE_CHECKING:
     from graphrec.models.base import LinkModel
@@ -37,10 +37,7 @@ def list_models(has_k: bool | None = None) -> list[str]:
 
 def get_model(name: str) -> type["LinkModel"]:
     """The model class registered as ``name`` (a :class:`UsageError` listing the choices otherwise)."""
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise UsageError(f"unknown decoder {name!r}; choose one of {', '.join(_MODELS)}.") from None
+    return _MODELS[choose(name, _MODELS, "decoder")]
 
 
 def models_help() -> str:

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from graphrec.errors import UsageError
+from graphrec.errors import UsageError, choose
 from graphrec.models.base import LinkModel, TrainDefaults
 
 __all__ = ["TrainConfig", "default_batch_size", "MIN_STEPS", "MIN_BATCH", "CALIBRATIONS", "DECAY_SEARCHES"]
@@ -65,6 +65,9 @@ class TrainConfig:
         if not decays or any(not value >= 0 for value in decays):
             raise UsageError(f"--weight-decay needs one or more values >= 0 (got {decay}).")
         values["weight_decay"] = decays if len(decays) > 1 else decays[0]
+        for key, allowed in (("calibration", CALIBRATIONS), ("decay_search", DECAY_SEARCHES)):
+            if key in values:  # names as registered: "Val" is val
+                values[key] = choose(values[key], allowed, "--" + key.replace("_", "-"))
         config = cls(**values)
         config.check(model)
         return config
@@ -86,10 +89,9 @@ class TrainConfig:
             raise UsageError("--negatives above 1 draws fresh non-edges every epoch; it cannot be combined with fixed negatives.")
         if not 0.0 <= self.noise_floor < 0.5:
             raise UsageError(f"--noise-floor must be in [0, 0.5) (got {self.noise_floor}).")
-        if self.calibration not in CALIBRATIONS:
-            raise UsageError(f"--calibration must be one of {', '.join(CALIBRATIONS)} (got {self.calibration!r}).")
-        if self.decay_search not in DECAY_SEARCHES:
-            raise UsageError(f"--decay-search must be one of {', '.join(DECAY_SEARCHES)} (got {self.decay_search!r}).")
+        if self.calibration not in CALIBRATIONS or self.decay_search not in DECAY_SEARCHES:
+            choose(self.calibration, CALIBRATIONS, "--calibration")
+            choose(self.decay_search, DECAY_SEARCHES, "--decay-search")
         if model.trainable and (self.epochs < 1 or self.batch_size < 1 or not 0 < self.lr < math.inf):
             raise UsageError("--epochs and --batch-size must be at least 1 and --lr a finite positive number.")
 
