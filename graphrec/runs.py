@@ -46,7 +46,7 @@ from graphrec.models import LinkModel, NodeInputs, get_model
 
 __all__ = [
     "CONFIG", "MODEL", "HISTORY", "METRICS", "CURVE", "CHECKPOINT",
-    "Run", "RunWriter", "load_run", "load_model", "read_config", "graph_checksum", "graph_location", "run_graph_path",
+    "Run", "RunWriter", "load_run", "load_model", "read_config", "graph_checksum", "graph_location", "partial_path", "run_graph_path",
 ]
 
 CONFIG, MODEL, HISTORY, METRICS, CURVE, CHECKPOINT = "config.json", "model.pt", "history.csv", "metrics.json", "curve.png", "checkpoint.pt"
@@ -205,6 +205,13 @@ def load_run(run_dir: str | Path, graph: Graph | str | os.PathLike | None = None
     return Run(path=path, config=config, model=load_model(path, config), graph=graph, metrics=metrics)
 
 
+def partial_path(run_dir: str | Path) -> Path:
+    """Where a run being written to ``run_dir`` lives until it is complete (its checkpoints
+    included): the hidden ``.<name>.partial`` folder beside it."""
+    final = Path(run_dir)
+    return final.parent / f".{final.name}.partial"
+
+
 class RunWriter:
     """Builds a RUN_DIR in ``.<name>.partial`` and renames it into place on :meth:`commit`.
 
@@ -222,7 +229,7 @@ class RunWriter:
             raise UsageError(f"{self.final} exists and is not a directory; choose another -o directory.")
         self.force = force
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.final.parent / f".{self.final.name}.partial"
+        self.tmp = partial_path(self.final)
         #: True when ``resume`` found an interrupted run's checkpoint to continue from
         self.resumed = bool(resume) and (self.tmp / CHECKPOINT).is_file()
         if self.tmp.exists() and not self.resumed:  # a stale interrupted run: start over

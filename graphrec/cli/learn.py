@@ -8,22 +8,11 @@ from typing import List, Optional
 import typer
 
 from graphrec.cli.core import app, check_limits, console, err_console, one_line_errors, threads_option
+from graphrec.cli.fitting import LIST_NAMES, LIST_NUMBERS, OPTIONS, train_settings
 from graphrec.cli.options import list_options, one_of, split_list
 from graphrec.cli.output import encoder_label, print_metrics, print_pair_metrics, print_runs
 
 _GRAPH_ARGUMENT_HELP = "GRAPH_DIR written by build-graph, or give it with --graph (default: graphrec-sample/graph)."
-
-
-def _defaults_help(field: str, fmt=str) -> str:
-    """"30 mahalanobis, 20 wnn, 40 fm": a default of every gradient-trained model, from the registry."""
-    from graphrec.models import get_model, list_models
-
-    models = [get_model(name) for name in list_models() if get_model(name).trainable]
-    return ", ".join(f"{fmt(getattr(cls.defaults, field))} {cls.name}" for cls in models)
-
-
-def _decays(value) -> str:
-    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
 
 
 def _decoders_help() -> str:
@@ -32,59 +21,42 @@ def _decoders_help() -> str:
     return models_help()
 
 
-def _encoders_help() -> str:
-    from graphrec.models import get_encoder, list_encoders
-
-    return ", ".join(f"{name} ({get_encoder(name).help})" for name in list_encoders())
-
-
-def _names(text: Optional[str]) -> list[str] | None:
-    """``"a, b"`` or ``"a b"`` -> ["a", "b"]; None stays None."""
-    return split_list(text) or None
-
-
-def _numbers(text: Optional[str], option: str) -> float | list[float] | None:
-    """``"1e-3"`` -> 0.001; ``"1e-3,3e-2"`` (or with spaces) -> [0.001, 0.03]; a clear error otherwise."""
+def _seed_numbers(text: str) -> list[int]:
+    """``"0 1 2"`` or ``"0,1,2"`` -> [0, 1, 2]; a one-line error for anything but integers >= 0."""
     from graphrec.errors import UsageError
 
-    if text is None:
-        return None
-    try:
-        values = [float(part) for part in split_list(text)]
-    except ValueError:
-        raise UsageError(f"{option} takes numbers separated by spaces or commas (got {text!r}).") from None
-    if not values:
-        raise UsageError(f"{option} takes numbers separated by spaces or commas (got {text!r}).")
-    check_limits({option.lstrip("-").replace("-", "_"): values}, {option.lstrip("-").replace("-", "_"): option})
-    return values if len(values) > 1 else values[0]
+    parts = split_list(text)
+    if not parts or not all(part.isdigit() for part in parts):
+        raise UsageError(f"--seeds takes integers >= 0 separated by spaces or commas (got {text!r}).")
+    return [int(part) for part in parts]
 
 
-@app.command("train", cls=list_options(numbers=["--weight-decay"], names=["--message-relations", "--aux-relations"]))
+@app.command("train", cls=list_options(numbers=LIST_NUMBERS, names=LIST_NAMES))
 @one_line_errors
 def train_command(
     graph_dir: Optional[Path] = typer.Argument(None, metavar="GRAPH_DIR", help=_GRAPH_ARGUMENT_HELP, show_default=False),
     graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR, instead of the argument.", show_default=False),
     decoder: str = typer.Option("mahalanobis", "--decoder", "-d", help="Model to train: " + _decoders_help()),
     k: int = typer.Option(10, "--k", help="Style-space dimension K (mahalanobis) or factor size (fm); must not exceed the feature dimension with a linear or hybrid encoder."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="What makes the mahalanobis style vectors: " + _encoders_help() + ". Default: linear when the graph has features, lightgcn without.", show_default=False),
-    message_relations: Optional[str] = typer.Option(None, "--message-relations", help="Other relations, space- or comma-separated (e.g. also_viewed), whose edges a message-passing encoder also propagates over; pairs that are validation or test pairs of --relation are left out (default: the training edges of --relation only).", show_default=False),
-    layers: Optional[int] = typer.Option(None, "--layers", help="Message-passing layers of --encoder lightgcn (default 3) or sage (default 2).", show_default=False),
-    shrink: Optional[float] = typer.Option(None, "--shrink", help="--encoder hybrid (or lightgcn/sage over it): L2 penalty on each product's own offset from its visual style xY (default 0: only the edges and early stopping hold it).", show_default=False),
+    encoder: Optional[str] = OPTIONS["encoder"](),
+    message_relations: Optional[str] = OPTIONS["message_relations"](),
+    layers: Optional[int] = OPTIONS["layers"](),
+    shrink: Optional[float] = OPTIONS["shrink"](),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn (also_bought, also_viewed, bought_together, buy_after_viewing)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Maximum epochs (default per decoder: {_defaults_help('epochs')}; closed-form baselines ignore it).", show_default=False),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default per decoder).", show_default=False),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Labelled pairs per gradient step (default 4096 x (1 + negatives) / 2, smaller on small graphs so that an epoch has at least 8 steps).", show_default=False),
-    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="L2 penalty on the projection / embeddings, added to the loss. Several values, space- or comma-separated (e.g. 1e-3 3e-2 1), train once per value and keep the best on validation (default per decoder: " + _defaults_help("weight_decay", _decays) + ").", show_default=False),
-    decay_search: Optional[str] = typer.Option(None, "--decay-search", help="How several --weight-decay values are trained: joint (default: together, one pass over each mini-batch; linear encoder, one process, no --aux-relations) or sequential (one full fit per value). Both keep the best on validation.", show_default=False),
-    preprocessing: Optional[str] = typer.Option(None, "--preprocessing", help="mahalanobis feature preprocessing: sqrt (divide by the largest training value, then signed square root), max (divide only) or std (per-dimension standard deviation); default sqrt.", show_default=False),
-    calibration: Optional[str] = typer.Option(None, "--calibration", help="Which pairs re-choose the P > 0.5 threshold after each epoch: train (a fixed sample of training pairs; default for linear and hybrid) or val (the validation pairs; default for embedding, lightgcn and sage, whose per-product vectors memorise their training edges). Test pairs never.", show_default=False),
-    noise_floor: Optional[float] = typer.Option(None, "--noise-floor", help="Training likelihood P(edge) = floor + (1 - floor) sigmoid(c - d): the share of edges assumed unrelated to style, so that they cannot drag the projection (default 0: the plain logistic loss; 0.1 helped on planted features and hurt on the bundled sample, see docs/train.md).", show_default=False),
-    negatives: Optional[int] = typer.Option(None, "--negatives", help="Random non-edges drawn per training edge every epoch (default 1, the paper's balance; the threshold is still chosen on balanced training pairs). 8 raised K = 10 accuracy on planted 4k features and lowered it on the bundled sample, see docs/train.md.", show_default=False),
-    aux_relations: Optional[str] = typer.Option(None, "--aux-relations", help="Other relations of the graph, space- or comma-separated (e.g. also_viewed bought_together), whose edges also train the style space, each through its own K x K map; their pairs that are validation or test pairs of --relation are left out (mahalanobis only; default none).", show_default=False),
-    aux_weight: Optional[float] = typer.Option(None, "--aux-weight", help="Weight of each auxiliary relation's loss against the main relation's (default 1).", show_default=False),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation accuracy (0 = never).", show_default=False),
+    epochs: Optional[int] = OPTIONS["epochs"](),
+    lr: Optional[float] = OPTIONS["lr"](),
+    batch_size: Optional[int] = OPTIONS["batch_size"](),
+    weight_decay: Optional[str] = OPTIONS["weight_decay"](),
+    decay_search: Optional[str] = OPTIONS["decay_search"](),
+    preprocessing: Optional[str] = OPTIONS["preprocessing"](),
+    calibration: Optional[str] = OPTIONS["calibration"](),
+    noise_floor: Optional[float] = OPTIONS["noise_floor"](),
+    negatives: Optional[int] = OPTIONS["negatives"](),
+    aux_relations: Optional[str] = OPTIONS["aux_relations"](),
+    aux_weight: Optional[float] = OPTIONS["aux_weight"](),
+    patience: Optional[int] = OPTIONS["patience"](),
     seed: int = typer.Option(0, "--seed", help="Fixes the negatives, the 80/10/10 split (hence the test pairs) and the initialisation."),
-    candidates: int = typer.Option(100, "--candidates", help="Hard negatives per test query for hit@10/MRR/NDCG@10: its nearest neighbours in raw feature space that are not partners."),
+    candidates: int = OPTIONS["candidates"](),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="RUN_DIR to write (default: graphrec-sample/runs/<decoder>-k<k>).", show_default=False),
     val_pairs: Optional[Path] = typer.Option(None, "--val-pairs", help="Labelled pairs ('relation u v label', e.g. GATNE's valid.txt): train on every edge of --relation and early-stop on this file's pairs of it, instead of the 80/10/10 split; then score a test file with evaluate --pairs.", show_default=False),
     relation_names: Optional[str] = typer.Option(None, "--relation-names", help="Rename the relation labels of --val-pairs, e.g. 1=also_bought,2=also_viewed (the default for GATNE's labels 1 and 2).", show_default=False),
@@ -111,13 +83,9 @@ def train_command(
     from graphrec.train import train
 
     run = train(
-        one_of(graph_dir, graph, "GRAPH_DIR and --graph"), decoder=decoder, k=k, relation=relation, epochs=epochs, lr=lr, seed=seed, out_dir=out, quiet=quiet,
-        encoder=encoder, message_relations=_names(message_relations), layers=layers, shrink=shrink,
-        batch_size=batch_size, weight_decay=_numbers(weight_decay, "--weight-decay"), preprocessing=preprocessing,
-        noise_floor=noise_floor, negatives=negatives, patience=patience, calibration=calibration,
-        aux_relations=_names(aux_relations),
-        aux_weight=aux_weight, decay_search=decay_search, candidates=candidates, force=force,
-        echo=None if quiet else (lambda line: (err_console if as_json else console).print(line, highlight=False)), resume=resume,
+        one_of(graph_dir, graph, "GRAPH_DIR and --graph"), decoder=decoder, k=k, relation=relation, seed=seed, out_dir=out, quiet=quiet,
+        **train_settings(locals()), force=force, resume=resume,
+        echo=None if quiet else (lambda line: (err_console if as_json else console).print(line, highlight=False)),
         distributed=distributed, val_pairs=val_pairs, relation_names=parse_relation_names(relation_names) or None,
     )
     if distributed is not False and not is_main_process():
@@ -172,7 +140,7 @@ def evaluate_command(
         err_console.print(f"picture written to {write_pictures(run, pictures)}", highlight=False)
 
 
-@app.command("sweep", cls=list_options(names=["--k", "--decoder", "-d"]))
+@app.command("sweep", cls=list_options(numbers=[*LIST_NUMBERS, "--seeds"], names=["--k", "--decoder", "-d", *LIST_NAMES]))
 @one_line_errors
 def sweep_command(
     graph_dir: Optional[Path] = typer.Argument(None, metavar="GRAPH_DIR", help=_GRAPH_ARGUMENT_HELP, show_default=False),
@@ -180,10 +148,27 @@ def sweep_command(
     k: List[str] = typer.Option(["1", "10", "100"], "--k", help="Values of K, space- or comma-separated: --k 1 10 100."),
     decoder: List[str] = typer.Option(["mahalanobis", "fm"], "--decoder", "-d", help="Decoders, space- or comma-separated: --decoder mahalanobis fm wnn euclidean category-tree."),
     relation: str = typer.Option("also_bought", "--relation", help="Which co-purchase relation to learn."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs per run (default per decoder).", show_default=False),
-    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Encoder of the mahalanobis runs (default: linear with features, lightgcn without).", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and initialisation (the same test pairs for every run)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Train every run once per seed, space- or comma-separated (--seeds 0 1 2: runs <name>-s0, -s1, -s2), and report the mean with its spread (accuracy_std, auc_std: standard deviation over seeds; every run in sweep_runs.csv). Replaces --seed.", show_default=False),
+    encoder: Optional[str] = OPTIONS["encoder"](),
+    message_relations: Optional[str] = OPTIONS["message_relations"](),
+    layers: Optional[int] = OPTIONS["layers"](),
+    shrink: Optional[float] = OPTIONS["shrink"](),
+    epochs: Optional[int] = OPTIONS["epochs"](),
+    lr: Optional[float] = OPTIONS["lr"](),
+    batch_size: Optional[int] = OPTIONS["batch_size"](),
+    weight_decay: Optional[str] = OPTIONS["weight_decay"](),
+    decay_search: Optional[str] = OPTIONS["decay_search"](),
+    preprocessing: Optional[str] = OPTIONS["preprocessing"](),
+    calibration: Optional[str] = OPTIONS["calibration"](),
+    noise_floor: Optional[float] = OPTIONS["noise_floor"](),
+    negatives: Optional[int] = OPTIONS["negatives"](),
+    aux_relations: Optional[str] = OPTIONS["aux_relations"](),
+    aux_weight: Optional[float] = OPTIONS["aux_weight"](),
+    patience: Optional[int] = OPTIONS["patience"](),
+    candidates: int = OPTIONS["candidates"](),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for sweep.csv, sweep.md, accuracy_vs_k.png and runs/ (default: graphrec-sample/sweep).", show_default=False),
+    resume: bool = typer.Option(False, "--resume", help="Keep the runs an earlier sweep into the same folder finished (a run of other settings there is an error), continue interrupted ones from their checkpoint, and train the rest."),
     force: bool = typer.Option(False, "--force", help="Replace runs left by an earlier sweep in the same folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON (one object per run) on stdout; progress lines go to stderr."),
@@ -191,7 +176,10 @@ def sweep_command(
 ) -> None:
     """Train every decoder at every K and print the table (decoder x K -> accuracy, AUC, hit@10, time).
 
-    Also saves it as CSV and Markdown and plots test accuracy against K.
+    Every training option of graphrec train applies to every run (the model's own, such as
+    --encoder, --layers and --preprocessing, to the mahalanobis runs). Also saves the table
+    as CSV and Markdown and plots test accuracy against K. Progress: one '== [i/n] name'
+    line per run.
     """
     import pandas as pd
 
@@ -209,9 +197,10 @@ def sweep_command(
                 decoders.append(part)
             else:
                 raise UsageError(f"{part!r} is neither a K nor a decoder ({', '.join(list_models())}) nor an existing GRAPH_DIR.")
+    seed_list = _seed_numbers(seeds) if seeds is not None else None
     table = sweep(
         one_of(graph_dir, graph, "GRAPH_DIR and --graph"), decoders=list(dict.fromkeys(decoders)), ks=list(dict.fromkeys(ks)), relation=relation, seed=seed,
-        out_dir=out, quiet=quiet, force=force, epochs=epochs, encoder=encoder,
+        seeds=seed_list, out_dir=out, quiet=quiet, force=force, resume=resume, **train_settings(locals()),
         echo=None if quiet else (lambda line: (err_console if as_json else console).print(line, highlight=False)),
     )
     if as_json:
