@@ -213,27 +213,29 @@ def format_metrics(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def write_pictures(run: Run, out: str | Path, count: int = 6) -> Path:
-    """A PNG with one pair per row: the most confident true positives of the test split
-    (left tile "edge"), then the hardest negatives (highest-scored non-edges, "non-edge"),
-    with product images where the graph records them."""
+    """A PNG of test pairs, two products a row: under the heading "edges", the most
+    confident true positives; under "non-edges", the hardest negatives (the highest-scored
+    random non-edges). Product images where the graph records them."""
     from graphrec.picture import Tile, render_grid
 
     products = run.graph.products
-    images_dir = run.graph.images_dir
 
-    def tile(node: int, prob: float, label: str | None) -> Tile:
+    def tile(node: int, prob: float | None, label: str | None) -> Tile:
         row = products.iloc[node]
         title = row.get("title") if "title" in products.columns else None
         image = row.get("image_path") if "image_path" in products.columns else None
-        return Tile(image_path=image, asin=str(row["asin"]), title=title, probability=prob, label=label)
+        return Tile(image_path=image, asin=str(row["asin"]), title=title, probability=prob, label=label, framed=False)
 
-    tiles = []
+    tiles, headings = [], {}
     examples = confident_examples(run, count)
-    for key, word in (("true_positives", "edge"), ("hardest_negatives", "non-edge")):
+    sections = (("true_positives", "edges, most confident"), ("hardest_negatives", "non-edges, highest scored"))
+    for key, heading in sections:
+        if examples[key]:
+            headings[len(tiles) // 2] = heading
         for i, j, prob in examples[key]:
-            tiles += [tile(i, prob, f"{word}, p = {prob:.3f}"), tile(j, prob, None)]
+            tiles += [tile(i, prob, f"p = {prob:.3f}"), tile(j, None, "")]
     if not tiles:
         from graphrec.errors import DataError
 
         raise DataError(f"the run {run.path} has no test pairs to draw.")
-    return render_grid(tiles, out, images_dir=images_dir, columns=2)
+    return render_grid(tiles, out, images_dir=run.graph.images_dir, columns=2, headings=headings)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["pair_metrics", "precision_recall_points", "rank_cut"]
+__all__ = ["pair_metrics", "precision_recall_points", "rank_cut", "roc_points"]
 
 
 def _sorted(scores: Tensor, labels: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -39,6 +39,15 @@ def _sorted(scores: Tensor, labels: Tensor) -> tuple[np.ndarray, np.ndarray, np.
     tps = np.cumsum(y)[ends].astype(np.float64)
     fps = (ends + 1) - tps
     return tps, fps, s, y
+
+
+def roc_points(scores: Tensor, labels: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) at each distinct score threshold, from (0, 0) to (1, 1)."""
+    tps, fps, _, _ = _sorted(scores, labels)
+    positives, negatives = (tps[-1], fps[-1]) if len(tps) else (0.0, 0.0)
+    tpr = tps / positives if positives else np.zeros_like(tps)
+    fpr = fps / negatives if negatives else np.zeros_like(fps)
+    return np.r_[0.0, fpr], np.r_[0.0, tpr]
 
 
 def precision_recall_points(scores: Tensor, labels: Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,9 @@ Layout::
     history.csv     one row per epoch: epoch, loss, train_accuracy, val_accuracy, val_auc, seconds
     metrics.json    {"decoder", "k", "relation", "train_seconds", "best_epoch",
                      "val": {...}, "test": {...}, ...}
-    curve.png       the training curve
+    curve.png       the training curve, the kept epoch marked
+    curves.png      ROC and precision-recall curves of the test pairs
+    style_space.png metric decoders: the style space's two principal components, coloured by category
 
 A run is written into ``.<name>.partial`` beside its final place and renamed into place
 when complete, so an interrupted ``train`` never leaves a directory that looks finished.

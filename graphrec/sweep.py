@@ -67,7 +67,7 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_sweep(table: pd.DataFrame, path: Path, title: str = "test accuracy against K", bayes: float | None = None) -> None:
+def plot_sweep(table: pd.DataFrame, path: Path, title: str = "test accuracy against K", bayes: float | None = None):
     """Accuracy against K (log scale) per K decoder, each in its own colour and marker (with
     the spread over seeds as error bars); K-free baselines as horizontal lines; ``bayes``
     (the generated catalogue's Bayes limit) as a dotted line. Without any K decoder the
@@ -109,6 +109,7 @@ def plot_sweep(table: pd.DataFrame, path: Path, title: str = "test accuracy agai
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
+    return fig  # for inspection
 
 
 def bayes_limit(graph: Graph, relation: str) -> float | None:

@@ -39,6 +39,7 @@ from graphrec.evaluate import evaluate_model, require_finite_metrics
 from graphrec.graph import Graph, load_graph
 from graphrec.graph.outliers import scaling_warning
 from graphrec.inputs import node_inputs
+from graphrec.metrics import pair_metrics, precision_recall_points, roc_points
 from graphrec.models import LinearEncoder, LinkModel, get_model, list_models
 from graphrec.models.inputs import NodeInputs
 from graphrec.pairs import split_from_file
@@ -47,7 +48,7 @@ from graphrec.sample import WORK_GRAPH, WORK_RUNS
 from graphrec.sampling import PairSplit, auxiliary_relation, message_edges, split_pairs
 from graphrec.training import TrainConfig, best_offset, default_batch_size, fit_model, fit_over_decays, link_loss
 
-__all__ = ["ScalingWarning", "TrainConfig", "train", "fit_model", "best_offset", "default_batch_size", "default_run_dir", "plot_history", "link_loss"]
+__all__ = ["ScalingWarning", "TrainConfig", "train", "fit_model", "best_offset", "default_batch_size", "default_run_dir", "link_loss"]
 
 
 def default_run_dir(decoder: str, k: int, encoder: str | None = None) -> Path:
@@ -120,30 +121,6 @@ def _require_finite_rows(graph: Graph, features: np.ndarray, chunk: int = 65536)
                             f"values ({total} such rows); rebuild the graph with graphrec build-graph --force, which drops them.")
 
 
-def plot_history(history: list[dict[str, float]], path: Path, title: str) -> None:
-    """Training curve: loss and train/validation accuracy per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.plot(epochs, [row["loss"] for row in history], marker="o")
-    left.set_xlabel("epoch")
-    left.set_ylabel("training loss")
-    right.plot(epochs, [row["train_accuracy"] for row in history], marker="o", label="train")
-    right.plot(epochs, [row["val_accuracy"] for row in history], marker="o", label="validation")
-    right.set_xlabel("epoch")
-    right.set_ylabel("accuracy")
-    right.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-
 def _checkpoint_to_resume(writer: RunWriter, say: Callable[[str], None], resume: bool, **options: Any) -> dict | None:
     """The checkpoint ``--resume`` continues from (None: start at epoch 1), after checking
     that the interrupted run had the same options."""
@@ -206,8 +183,33 @@ def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph
     writer.write_model(model)
     writer.write_history(history)
     writer.write_metrics(metrics)
-    plot_history(history, writer.file("curve.png"), f"{request.decoder} K={request.k} on {request.relation}")
+    write_plots(writer, model, graph, split, inputs, history, best_epoch, f"{request.decoder} K={request.k} on {request.relation}")
     return writer.commit(), metrics
+
+
+def write_plots(writer: RunWriter, model: LinkModel, graph: Graph, split: PairSplit, inputs: NodeInputs,
+                history: list[dict[str, float]], best_epoch: int, title: str) -> None:
+    """The RUN_DIR's pictures (:mod:`graphrec.plots`): curve.png, curves.png (ROC and
+    precision-recall of the test pairs) and, for a style space, style_space.png (at most
+    :data:`~graphrec.plots.MAX_POINTS` products, a seeded sample)."""
+    import torch
+
+    from graphrec.plots import MAX_POINTS, category_labels, plot_curves, plot_history, plot_projection, project_2d
+
+    plot_history(history, writer.file("curve.png"), title, best_epoch=best_epoch)
+    if len(split.test_labels):
+        probs = model.predict_proba(inputs, split.test_pairs)
+        metrics = pair_metrics(probs, split.test_labels)
+        plot_curves(roc_points(probs, split.test_labels), precision_recall_points(probs, split.test_labels), writer.file("curves.png"),
+                    f"{title}: {len(probs):,} test pairs", auc=metrics["roc_auc"], pr_auc=metrics["pr_auc"])
+    if model.is_metric and graph.num_nodes >= 3:
+        generator = np.random.default_rng(0)
+        nodes = np.sort(generator.choice(graph.num_nodes, MAX_POINTS, replace=False)) if graph.num_nodes > MAX_POINTS else np.arange(graph.num_nodes)
+        styles = model.styles(inputs, torch.from_numpy(nodes)).double().numpy()
+        paths = graph.products["category"].iloc[nodes] if "category" in graph.products else [None] * len(nodes)
+        labels, depth = category_labels(list(paths))
+        plot_projection(project_2d(styles), labels, writer.file("style_space.png"),
+                        f"{title}\nstyle space of {len(nodes):,} products, coloured by category level {depth + 1}")
 
 
 class ScalingWarning(GraphrecWarning):

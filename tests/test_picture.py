@@ -55,3 +55,48 @@ def test_missing_title_is_captioned_plainly_not_as_nan():
     # pandas hands a missing title over as NaN, not None
     assert Tile(None, "B1", float("nan"), 0.5).caption()[1] == "(no title)"
     assert Tile(None, "B1", None, 0.5).caption()[1] == "(no title)"
+
+
+def test_titles_are_shortened_from_the_middle_keeping_the_garment_type():
+    from graphrec.picture import shorten_middle
+
+    assert shorten_middle("Boelmi Women's Classic Everyday Lime Tote", 25) == "Boelmi...Lime Tote"
+    assert shorten_middle("Nisu Women's Leather Shoulder Bag", 25) == "Nisu...Shoulder Bag"
+    assert shorten_middle("Short title", 25) == "Short title"
+    for text in ("Supercalifragilisticexpialidocious shirt", "x" * 60, "word " * 40):
+        assert len(shorten_middle(text.strip(), 20)) <= 20
+    assert Tile(None, "B1", "Miel Women's Everyday Casual Blue Shirt", 0.5).caption(25)[1].endswith("Blue Shirt")
+
+
+def test_headings_add_a_line_above_their_rows_and_only_query_tiles_are_framed(tmp_path):
+    from graphrec.picture import HEADING, QUERY_FRAME
+
+    tiles = [Tile(None, f"A{i}", "t", 0.5, label="p = 0.500", framed=False) for i in range(4)]
+    out = render_grid(tiles, tmp_path / "h.png", columns=2, headings={0: "edges", 1: "non-edges"})
+    picture = np.asarray(Image.open(out).convert("RGB"))
+    cell_h = TILE + CAPTION + 2 * PAD
+    assert picture.shape[0] == 2 * cell_h + 2 * HEADING
+    assert not (picture == QUERY_FRAME).all(axis=2).any()  # labelled, but not framed
+    heading_band = picture[:HEADING, :]
+    assert (heading_band.sum(axis=2) < 200).any()  # the heading's dark text is drawn there
+    framed = np.asarray(Image.open(render_grid([Tile(None, "Q", "t", label="query")], tmp_path / "q.png")).convert("RGB"))
+    assert (framed == QUERY_FRAME).all(axis=2).any()
+
+
+def test_roc_points_run_from_the_origin_to_one_one():
+    import torch
+
+    from graphrec.metrics import roc_points
+
+    fpr, tpr = roc_points(torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.tensor([1, 0, 1, 0]))
+    assert fpr.tolist() == [0.0, 0.0, 0.5, 0.5, 1.0] and tpr.tolist() == [0.0, 0.5, 0.5, 1.0, 1.0]
+    assert np.trapezoid(tpr, fpr) == 0.75  # the same 0.75 as pair_metrics' ROC-AUC
+
+
+def test_category_labels_use_the_first_level_where_products_differ():
+    from graphrec.plots import category_labels
+
+    paths = ["Clothing|Women|Tops", "Clothing|Men|Shorts", None, "Clothing|Women|Bags"]
+    assert category_labels(paths) == (["Women", "Men", "(none)", "Women"], 1)
+    assert category_labels(["Shoes|A", "Bags|B"]) == (["Shoes", "Bags"], 0)
+    assert category_labels(["Shoes", "Shoes"]) == (["Shoes", "Shoes"], 0)

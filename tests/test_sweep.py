@@ -78,16 +78,8 @@ def test_resume_refuses_a_finished_run_of_other_settings_before_training(graph_d
 
 
 def _styles(path, table, **kwargs):
-    """(x tick labels, line colours, line markers) of the plot that plot_sweep draws."""
-    import matplotlib.pyplot as plt
-
-    figures = []
-    original = plt.subplots
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(plt, "subplots", lambda *a, **k: figures.append(original(*a, **k)) or figures[-1])
-        patch.setattr(plt, "close", lambda fig: None)
-        plot_sweep(table, path, **kwargs)
-    ax = figures[0][1]
+    """(axes, line colours, line markers) of the plot that plot_sweep draws."""
+    ax = plot_sweep(table, path, **kwargs).axes[0]
     return ax, [line.get_color() for line in ax.get_lines()], [line.get_marker() for line in ax.get_lines()]
 
 

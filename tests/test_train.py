@@ -68,7 +68,8 @@ def test_training_beats_chance_by_a_wide_margin(trained):
 
 def test_run_dir_holds_the_contract_files(trained):
     graph_dir, run = trained
-    assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "curve.png", "history.csv", "metrics.json", "model.pt"]
+    assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "curve.png", "curves.png", "history.csv", "metrics.json",
+                                                         "model.pt", "style_space.png"]
     assert not list(run.path.parent.glob(".*partial*"))
     config = json.loads((run.path / "config.json").read_text())
     for key in ("decoder", "k", "relation", "seed", "graph", "graph_checksum", "epochs", "lr", "model"):
@@ -238,3 +239,19 @@ def test_an_interrupted_weight_decay_search_resumes_without_refitting(tmp_path, 
     assert fits == [True]  # the first decay is not refitted; the second continues from its checkpoint
     assert resumed.metrics["weight_decay_search"] == reference.metrics["weight_decay_search"]
     assert resumed.metrics["test"] == reference.metrics["test"]
+
+
+def test_run_pictures_mark_the_kept_epoch_and_show_the_test_curves(trained, tmp_path):
+    from graphrec.plots import plot_curves, plot_history
+
+    _, run = trained
+    for name in ("curve.png", "curves.png", "style_space.png"):
+        assert (run.path / name).stat().st_size > 0
+    history = pd.read_csv(run.path / "history.csv").to_dict("records")
+    best = run.metrics["best_epoch"]
+    right = plot_history(history, tmp_path / "c.png", "t", best_epoch=best).axes[1]
+    assert any(f"kept: epoch {best}" == text.get_text() for text in right.get_legend().get_texts())
+    assert [line.get_xdata()[0] for line in right.get_lines() if line.get_linestyle() == ":"] == [best]
+    roc = plot_curves((np.array([0, 0.5, 1]), np.array([0, 0.8, 1])), (np.array([0, 1]), np.array([1, 0.5])), tmp_path / "r.png", "t", auc=0.8)
+    assert [ax.get_title() for ax in roc.axes] == ["ROC", "precision-recall"]
+    assert "AUC 0.8000" in roc.axes[0].get_legend().get_texts()[0].get_text()

@@ -74,7 +74,9 @@ def train_command(
 
     Positives are the relation's edges, negatives as many random non-edges; pairs are
     split 80/10/10 by --seed. The epoch with the best validation accuracy is kept. The
-    RUN_DIR holds config.json, model.pt, history.csv, metrics.json and curve.png.
+    RUN_DIR holds config.json, model.pt, history.csv, metrics.json and pictures:
+    curve.png (the kept epoch marked), curves.png (test ROC and precision-recall) and,
+    for a style space, style_space.png (a 2-D projection coloured by category).
     """
     import json
 
