@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from graphrec.errors import UsageError
+from graphrec.fs import progress_bar
 from graphrec.graph import Graph
 from graphrec.inputs import node_inputs
 from graphrec.models.base import LinkModel
@@ -116,9 +117,10 @@ def evaluate_model(
     max_queries: int | None = 1000,
     seed: int = 0,
     inputs: NodeInputs | None = None,
+    quiet: bool = True,
 ) -> dict[str, Any]:
     """Validation and test metrics of ``model`` under ``split`` (``inputs``: the graph's
-    model inputs when already built).
+    model inputs when already built); a progress bar of its four stages unless ``quiet``.
 
     Returns ``{"val": {...}, "test": {accuracy, auc, log_loss, hit@10, mrr, ndcg@10},
     "test_random_candidates": {hit@10, mrr, ndcg@10}, "test_warm": {...}, "test_cold": {...}}``
@@ -127,22 +129,33 @@ def evaluate_model(
     """
     model.eval()
     inputs = inputs if inputs is not None else node_inputs(graph)
-    val = binary_metrics(model.predict_proba(inputs, split.val_pairs), split.val_labels)
-    test_probs = model.predict_proba(inputs, split.test_pairs)
-    test = binary_metrics(test_probs, split.test_labels)
-    warm = warm_pairs(split, split.test_pairs)
-    by_warmth = {"test_warm": binary_metrics(test_probs[warm], split.test_labels[warm]),
-                 "test_cold": binary_metrics(test_probs[~warm], split.test_labels[~warm])}
-    queries, partners = query_partners(split, max_queries, seed)
-    if graph.features is not None and len(queries):
-        knn_sets = knn_candidates(graph, split, queries, partners, candidates)
-        scores, mask = _score_sets(model, inputs, knn_sets)
-        test.update(ranking_metrics(scores, knn_sets.relevant, mask, seed=seed))
-    else:
-        test.update({f"hit@{RANK_K}": None, "mrr": None, f"ndcg@{RANK_K}": None, "queries": 0})
-    random_sets = random_candidates(split, queries, partners, candidates, seed)
-    scores, mask = _score_sets(model, inputs, random_sets)
-    random_metrics = ranking_metrics(scores, random_sets.relevant, mask, seed=seed)
+    with progress_bar(quiet=quiet) as progress:
+        task = progress.add_task("evaluating: validation and test pairs", total=4)
+
+        def step(next_stage: str) -> None:
+            progress.update(task, advance=1, description=f"evaluating: {next_stage}")
+
+        val = binary_metrics(model.predict_proba(inputs, split.val_pairs), split.val_labels)
+        test_probs = model.predict_proba(inputs, split.test_pairs)
+        test = binary_metrics(test_probs, split.test_labels)
+        warm = warm_pairs(split, split.test_pairs)
+        by_warmth = {"test_warm": binary_metrics(test_probs[warm], split.test_labels[warm]),
+                     "test_cold": binary_metrics(test_probs[~warm], split.test_labels[~warm])}
+        step("hard candidates (nearest neighbours in feature space)")
+        queries, partners = query_partners(split, max_queries, seed)
+        if graph.features is not None and len(queries):
+            knn_sets = knn_candidates(graph, split, queries, partners, candidates)
+            step("ranking the hard candidates")
+            scores, mask = _score_sets(model, inputs, knn_sets)
+            test.update(ranking_metrics(scores, knn_sets.relevant, mask, seed=seed))
+        else:
+            step("ranking")
+            test.update({f"hit@{RANK_K}": None, "mrr": None, f"ndcg@{RANK_K}": None, "queries": 0})
+        step("random candidates")
+        random_sets = random_candidates(split, queries, partners, candidates, seed)
+        scores, mask = _score_sets(model, inputs, random_sets)
+        random_metrics = ranking_metrics(scores, random_sets.relevant, mask, seed=seed)
+        step("done")
     return {"val": val, "test": test, "test_random_candidates": random_metrics, **by_warmth, "candidates": candidates}
 
 
@@ -155,15 +168,16 @@ def warm_pairs(split: PairSplit, pairs: Tensor) -> Tensor:
 
 
 def evaluate_run(run_dir: str | Path, graph: Graph | str | Path | None = None, candidates: int | None = None,
-                 max_queries: int | None = 1000) -> tuple[Run, dict[str, Any]]:
-    """Reload a RUN_DIR, rebuild its split (same relation and seed) and recompute its metrics."""
+                 max_queries: int | None = 1000, quiet: bool = True) -> tuple[Run, dict[str, Any]]:
+    """Reload a RUN_DIR, rebuild its split (same relation and seed) and recompute its metrics
+    (a progress bar on a terminal unless ``quiet``)."""
     if candidates is not None and candidates < 1:  # the same limit as train's
         raise UsageError(f"--candidates must be at least 1 (got {candidates}).")
     run = load_run(run_dir, graph)
     config = run.config
     split = run_split(run)
     metrics = evaluate_model(run.model, run.graph, split, candidates or int(config.get("candidates", 100)), max_queries,
-                             int(config.get("seed", 0)), inputs=run.inputs)
+                             int(config.get("seed", 0)), inputs=run.inputs, quiet=quiet)
     require_finite_metrics(metrics, f"the {config['decoder']} model of {run.path}", "its graph's features or its weights "
                            "are not finite numbers; rebuild the graph with graphrec build-graph --force and train the run again")
     metrics = {"decoder": config["decoder"], "k": config.get("k"), "relation": config.get("relation"), **metrics}

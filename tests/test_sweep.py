@@ -39,8 +39,11 @@ def test_training_options_reach_every_run(graph_dir, tmp_path):
 
 def test_seeds_report_the_mean_and_spread_of_their_runs(graph_dir, tmp_path):
     out = tmp_path / "s"
-    result = _sweep(graph_dir, out, "--seeds", "0", "1", "2", "--json")
+    result = runner.invoke(app, ["sweep", str(graph_dir), "--k", "2", "--decoder", "mahalanobis", "wnn", "--epochs", "2",
+                                 "-o", str(out), "--seeds", "0", "1", "2", "--json"])
     assert result.exit_code == 0, result.output
+    assert "== [1/6] mahalanobis-k2-s0\n" in result.stderr and "== [6/6] wnn-s2, " in result.stderr  # progress with an estimate
+    assert "s elapsed, about" in result.stderr and "== sweep of 6 runs done in" in result.stderr
     rows = {row["decoder"]: row for row in json.loads(result.stdout)}
     runs = pd.read_csv(out / "sweep_runs.csv")
     assert sorted(p.name for p in (out / "runs").iterdir()) == [f"{name}-s{s}" for name in ("mahalanobis-k2", "wnn") for s in range(3)]

@@ -133,7 +133,7 @@ def evaluate_command(
         else:
             print_pair_metrics(result)
         return
-    run, metrics = evaluate_run(run_dir, graph, candidates=candidates)
+    run, metrics = evaluate_run(run_dir, graph, candidates=candidates, quiet=False)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:
