@@ -66,3 +66,25 @@ def test_best_offset_chooses_the_accuracy_optimal_threshold():
     assert accuracy == 1.0
     assert ((logits + offset > 0).float() == labels).all()
     assert -2.0 < -offset < -1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ranking_metrics_are_pygs_link_prediction_metrics(seed):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from torch_geometric.metrics import LinkPredHitRatio, LinkPredMRR, LinkPredNDCG
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.rand(60, 25, generator=generator).double()
+    scores[:, ::6] = 0.5  # ties, ordered by the seeded shuffle
+    mask = torch.rand(60, 25, generator=generator) < 0.9
+    relevant = (torch.rand(60, 25, generator=generator) < 0.12) & mask
+    relevant[4] = False  # a query without a partner does not count
+    ours = ranking_metrics(scores, relevant, mask, k=10, seed=seed)
+    order = rank_candidates(scores, mask, seed)
+    ranked = torch.where(torch.gather(mask, 1, order), order, torch.full_like(order, 25))
+    labels = torch.stack(relevant.nonzero(as_tuple=True))
+    for key, metric in (("hit@10", LinkPredHitRatio(10)), ("mrr", LinkPredMRR(25)), ("ndcg@10", LinkPredNDCG(10))):
+        metric.update(ranked, labels)
+        assert ours[key] == pytest.approx(float(metric.compute()), abs=1e-7), key

@@ -31,6 +31,7 @@ from graphrec.fs import progress_bar
 from graphrec.models.base import PAIR_CHUNK, MetricModel
 from graphrec.models.encoders import LinearEncoder, chunked
 from graphrec.sampling import PairSplit, shuffled_pairs
+from graphrec.training.adam import Adam
 from graphrec.training.config import TrainConfig
 from graphrec.training.loop import EpochData, _epoch_negatives, calibration_pairs, require_finite_training
 from graphrec.training.objective import best_offset, link_loss
@@ -87,7 +88,7 @@ class JointState(AveragedWeights):
     def _set(self, weight: Tensor, shift: Tensor, optimizer: dict | None = None, average: list[Tensor] | None = None) -> None:
         self.weight, self.shift = nn.Parameter(weight.clone()), nn.Parameter(shift.clone())
         self.params = [self.weight, self.shift]
-        self.optimizer = torch.optim.Adam(self.params, lr=self.lr)
+        self.optimizer = Adam(self.params, lr=self.lr)
         if optimizer is not None:
             self.optimizer.load_state_dict(optimizer)
         self.average = None if self.ema <= 0 else [t.detach().clone() for t in (average or self.params)]

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from graphrec.models.base import LinkModel
 from graphrec.models.heads import RelationHeads
+from graphrec.training.adam import Adam
 
 __all__ = ["AveragedWeights", "EarlyStopping", "TrainingState"]
 
@@ -83,7 +84,7 @@ class TrainingState(AveragedWeights):
         self.params: list[nn.Parameter] = [p for p in model.parameters() if p.requires_grad]
         if heads is not None:
             self.params += list(heads.parameters())
-        self.optimizer = torch.optim.Adam(self.params, lr=lr)
+        self.optimizer = Adam(self.params, lr=lr)
         self.ema = float(ema or 0.0)
         self.average: list[Tensor] | None = [p.detach().clone() for p in self.params] if self.ema > 0 else None
         self.generator = torch.Generator().manual_seed(seed + 1)
