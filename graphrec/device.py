@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 import torch
 
@@ -27,14 +28,35 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_threads() -> int:
-    """The cores not already kept busy by the 1-minute load average, at least 1."""
-    cores = available_cores()
+def busy_cores(samples: int = 3, pause: float = 0.01) -> float:
+    """How many cores other work keeps busy now: the runnable tasks besides this one, from
+    ``/proc/loadavg`` (the median of a few samples), else the 1-minute load average.
+
+    Not the load average where the instantaneous count exists: it still counts a graphrec
+    command that ended seconds ago, so a second run straight after a first would get one
+    thread on two idle cores."""
+    counts = []
+    for attempt in range(samples):
+        try:
+            with open("/proc/loadavg", encoding="ascii") as handle:
+                running = int(handle.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            break
+        counts.append(max(running - 1, 0))  # the reading process is one of them
+        if attempt + 1 < samples:
+            time.sleep(pause)
+    if counts:
+        return float(sorted(counts)[len(counts) // 2])
     try:
-        load = os.getloadavg()[0]
+        return os.getloadavg()[0]
     except (AttributeError, OSError):
-        return cores
-    return max(1, min(cores, math.floor(cores - load + 0.5)))
+        return 0.0
+
+
+def default_threads() -> int:
+    """The cores that other work does not keep busy now (:func:`busy_cores`), at least 1."""
+    cores = available_cores()
+    return max(1, min(cores, math.floor(cores - busy_cores() + 0.5)))
 
 
 def use_threads(threads: int | None = None) -> int:

@@ -52,10 +52,24 @@ def roc_auc(scores: Tensor, labels: Tensor) -> float:
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = torch.from_numpy(rankdata(scores.double().numpy()))
+    values = scores.double().numpy()
+    if np.isnan(values).any():
+        return float("nan")
+    ranks = torch.from_numpy(average_ranks(values))
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing the mean of their positions (``scipy.stats.rankdata``'s
+    default, without importing scipy.stats: 0.6 s)."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]] if len(values) else np.zeros(0, dtype=bool)
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], len(values)]
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = ((first + 1 + last) / 2.0)[np.cumsum(starts) - 1]
+    return ranks
 
 
 def binary_metrics(probs: Tensor, labels: Tensor) -> dict[str, float]:

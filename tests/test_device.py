@@ -25,8 +25,39 @@ def restore_threads():
 @pytest.mark.parametrize("cores, load, expected", [(2, 0.0, 2), (2, 1.2, 1), (2, 7.0, 1), (16, 3.6, 12), (4, 0.4, 4)])
 def test_default_threads_are_the_cores_the_load_leaves_free(monkeypatch, cores, load, expected):
     monkeypatch.setattr(device, "available_cores", lambda: cores)
-    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(device, "busy_cores", lambda: load)
     assert device.default_threads() == expected
+
+
+def test_busy_cores_count_the_other_runnable_tasks_now_not_the_load_average(monkeypatch, tmp_path):
+    import builtins
+
+    readings = iter(["5.00 4.00 3.00 1/300 99\n", "5.00 4.00 3.00 3/300 99\n", "5.00 4.00 3.00 2/300 99\n"])
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: _Text(next(readings)) if path == "/proc/loadavg" else real_open(path, *a, **k))
+    assert device.busy_cores(pause=0) == 1.0  # runnable 1, 3, 2 -> the median, minus this process
+    def no_proc(path, *args, **kwargs):
+        if path == "/proc/loadavg":
+            raise OSError("no /proc")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    assert device.busy_cores(pause=0) == 1.5  # no /proc: the 1-minute load average
+
+
+class _Text:
+    def __init__(self, text):
+        self.text = text
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self):
+        return self.text
 
 
 def test_use_threads_sets_torch_and_faiss(restore_threads):

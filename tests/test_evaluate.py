@@ -88,3 +88,16 @@ def test_ranking_metrics_are_pygs_link_prediction_metrics(seed):
     for key, metric in (("hit@10", LinkPredHitRatio(10)), ("mrr", LinkPredMRR(25)), ("ndcg@10", LinkPredNDCG(10))):
         metric.update(ranked, labels)
         assert ours[key] == pytest.approx(float(metric.compute()), abs=1e-7), key
+
+
+def test_average_ranks_are_scipys_rankdata():
+    import numpy as np
+    from scipy.stats import rankdata
+
+    from graphrec.evaluate import average_ranks
+
+    rng = np.random.default_rng(0)
+    for size in (0, 1, 2, 7, 50, 301):
+        values = rng.integers(0, 9, size=size).astype(float)  # many ties
+        assert np.array_equal(average_ranks(values), rankdata(values))
+    assert math.isnan(roc_auc(torch.tensor([0.1, float("nan")]), torch.tensor([0, 1])))

@@ -89,8 +89,8 @@ LIMITS: dict[str, tuple[float, float, bool, bool]] = {
 }
 
 
-THREADS_HELP = ("CPU threads for torch and faiss (default: the cores not already kept busy by other work, "
-                "from the load average; at least 1).")
+THREADS_HELP = ("CPU threads for torch and faiss (default: the cores not kept busy by other work now, "
+                "counted from the runnable tasks; at least 1).")
 
 
 def threads_option():

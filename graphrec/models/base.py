@@ -37,6 +37,7 @@ from graphrec.models.inputs import NodeInputs, PreparedRows
 __all__ = ["PAIR_CHUNK", "CLOSED_FORM", "TrainDefaults", "LinkModel", "MetricModel", "NodeCache", "options_not_taken"]
 
 PAIR_CHUNK = 65_536  # pairs scored at once by predict_proba
+STYLE_CACHE_FLOATS = 50_000_000  # at most 200 MB of every node's styles kept between calls (MetricModel.styles)
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ class MetricModel(LinkModel):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder if decoder is not None else DistanceDecoder()
+        self._style_cache: tuple | None = None  # (inputs weakref, weight versions, styles of every node)
 
     def hparams(self) -> dict[str, Any]:
         return {"encoder": self.encoder.name, **self.encoder.hparams()}
@@ -269,8 +271,23 @@ class MetricModel(LinkModel):
         return super().all_logits(x, pairs, chunk)
 
     def styles(self, inputs: NodeInputs, nodes: Tensor | None = None) -> Tensor:
-        """Style vectors of ``nodes`` (all when None), streamed, without gradients."""
-        return self.encoder.styles(inputs, nodes)
+        """Style vectors of ``nodes`` (all when None), streamed, without gradients.
+
+        Asking for all nodes, or for more than half of them, encodes every node and keeps
+        the result while the weights and ``inputs`` stay the same (every parameter's and
+        buffer's version counter unchanged), so evaluation and a run's pictures encode the
+        catalogue once, not once per call. Callers must not modify what they get."""
+        cached = self._style_cache
+        key = tuple(t._version for t in (*self.parameters(), *self.buffers()))
+        if cached is not None and cached[0]() is inputs and cached[1] == key:
+            return cached[2] if nodes is None else cached[2][torch.as_tensor(nodes, dtype=torch.long)]
+        wanted = None if nodes is None else torch.as_tensor(nodes, dtype=torch.long)
+        if wanted is not None and 2 * len(wanted) <= inputs.num_nodes:
+            return self.encoder.styles(inputs, wanted)
+        every = self.encoder.styles(inputs, None)
+        if inputs.num_nodes * self.embed_dim <= STYLE_CACHE_FLOATS:
+            self._style_cache = (weakref.ref(inputs), key, every)
+        return every if wanted is None else every[wanted]
 
     def embed_features(self, features: Tensor) -> Tensor:
         """Style vectors of raw feature rows that need not be in the graph (a new photo)."""
