@@ -8,7 +8,7 @@ from test_train import easy_graph
 
 from graphrec.errors import UsageError
 from graphrec.train import train
-from graphrec.training.joint import stacked_product
+from graphrec.training.joint import PRUNE_AFTER, PRUNE_MARGIN, prune_margin, stacked_product
 
 OPTIONS = {"decoder": "mahalanobis", "epochs": 8, "lr": 0.02, "batch_size": 128, "quiet": True}
 
@@ -29,7 +29,11 @@ def test_joint_search_picks_what_the_sequential_search_picks(tmp_path, k, decays
     joint, sequential = runs["joint"], runs["sequential"]
     assert joint.metrics["weight_decay"] == sequential.metrics["weight_decay"]
     assert [row["weight_decay"] for row in _search(joint)] == decays
+    chosen = next(row for row in _search(joint) if row["weight_decay"] == joint.metrics["weight_decay"])
     for got, want in zip(_search(joint), _search(sequential)):
+        if got["epochs_run"] < want["epochs_run"]:  # dropped as hopeless: far below the one chosen
+            assert got["epochs_run"] >= PRUNE_AFTER and got["val_accuracy"] < chosen["val_accuracy"] - PRUNE_MARGIN
+            continue
         assert (got["best_epoch"], got["epochs_run"]) == (want["best_epoch"], want["epochs_run"])
         assert got["val_accuracy"] == pytest.approx(want["val_accuracy"], abs=1e-9)
         assert got["val_auc"] == pytest.approx(want["val_auc"], abs=1e-4)
@@ -88,3 +92,28 @@ def test_stacked_product_gradient_is_the_matrix_product_gradient():
     got = expected.detach().clone().requires_grad_(True)
     stacked_product(rows, got).pow(2).sum().backward()
     assert torch.allclose(got.grad, expected.grad, rtol=1e-5)
+
+
+def test_a_hopeless_decay_is_dropped_after_the_warm_up_and_the_leader_kept():
+    from graphrec.models import LinearEncoder, MahalanobisModel
+    from graphrec.training.config import TrainConfig
+    from graphrec.training.joint import JointState, _prune_hopeless
+
+    models = [MahalanobisModel(LinearEncoder(feature_dim=4, k=2, seed=s)) for s in range(3)]
+    config = TrainConfig(epochs=10, lr=0.01, batch_size=64, weight_decay=[1e-3, 3e-2, 1.0], ema=0.0, noise_floor=0.0, negatives=1, patience=6)
+    state = JointState(models, [1e-3, 3e-2, 1.0], config, seed=0)
+    for stopping, best in zip(state.stopping, (0.90, 0.935, 0.94)):
+        stopping.improves((best, 0.9))
+    state.epoch = PRUNE_AFTER - 1
+    assert _prune_hopeless(state, pairs=5000) == []  # still warming up
+    state.epoch = PRUNE_AFTER
+    assert _prune_hopeless(state, pairs=5000) == [(0, 0.90, 0.94)]  # 0.04 below; 0.935 is within the margin
+    assert state.stopping[0].stopped and not state.stopping[1].stopped and not state.stopping[2].stopped
+    state.drop_stopped()
+    assert state.active == [1, 2] and state.weight.shape[1] == 4
+    assert _prune_hopeless(state, pairs=20) == []  # on 20 validation pairs nothing is that sure
+
+
+def test_the_prune_margin_is_two_standard_errors_and_at_least_one_point():
+    assert prune_margin(0.94, 5419) == PRUNE_MARGIN  # 2 SE = 0.0065 on the 4k catalogue's validation pairs
+    assert prune_margin(0.78, 1072) == pytest.approx(2 * (0.78 * 0.22 / 1072) ** 0.5)  # 0.025 on the sample's
