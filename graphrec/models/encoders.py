@@ -68,6 +68,30 @@ def encoder_from_hparams(hparams: dict[str, Any]) -> "Encoder":
     return get_encoder(options.pop("encoder", "linear")).from_hparams(options)
 
 
+class _StackedProduct(torch.autograd.Function):
+    """``rows @ weight`` whose weight gradient is computed as ``(grad^T rows)^T``: for a thin
+    ``grad`` (K = 10 columns) MKL's ``rows^T grad`` is several times slower on 2 cores."""
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(rows, weight)
+        return rows @ weight
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
+        rows, weight = ctx.saved_tensors
+        rows_grad = grad @ weight.t() if ctx.needs_input_grad[0] else None
+        weight_grad = (grad.t() @ rows).t() if ctx.needs_input_grad[1] else None
+        return rows_grad, weight_grad
+
+
+def stacked_product(rows: Tensor, weight: Tensor) -> Tensor:
+    """``rows @ weight`` in the weight's dtype (float16 rows are converted), with a fast
+    weight gradient (see :class:`_StackedProduct`): the linear encoder's projection, and the
+    joint weight-decay search's stacked one."""
+    return _StackedProduct.apply(rows.to(weight.dtype), weight)
+
+
 def feature_scale(features: NodeFeatures, nodes: Tensor, preprocessing: str) -> Tensor:
     """Per-dimension multipliers ``[F]`` computed from the rows of ``nodes`` only (the
     training nodes: nothing from validation or test leaks into preprocessing). ``"sqrt"``
@@ -236,7 +260,7 @@ class LinearEncoder(Encoder):
         return y.detach() if detach else y
 
     def project(self, prepared: Tensor) -> Tensor:
-        return prepared.float() @ self.projection(detach=False)
+        return stacked_product(prepared, self.projection(detach=False))
 
     def training_inputs(self, inputs: NodeInputs) -> Tensor | PreparedRows:
         return feature_inputs(inputs.require_features("the linear encoder"), self.prepare, self.prepares)

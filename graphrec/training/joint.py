@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from graphrec.evaluate import binary_metrics
 from graphrec.fs import progress_bar
 from graphrec.models.base import PAIR_CHUNK, MetricModel
-from graphrec.models.encoders import LinearEncoder, chunked
+from graphrec.models.encoders import LinearEncoder, chunked, stacked_product
 from graphrec.sampling import PairSplit, shuffled_pairs
 from graphrec.training.adam import Adam
 from graphrec.training.config import TrainConfig
@@ -42,31 +42,10 @@ from graphrec.training.loop import EpochData, _epoch_negatives, calibration_pair
 from graphrec.training.objective import best_offset, link_loss
 from graphrec.training.state import AveragedWeights, EarlyStopping
 
-__all__ = ["JointState", "fit_jointly", "joint_search_applies", "prune_margin", "stacked_product"]
+__all__ = ["JointState", "fit_jointly", "joint_search_applies", "prune_margin", "stacked_product"]  # stacked_product: re-exported
 
 PRUNE_AFTER = 3  # the first epoch after which a hopeless candidate is dropped
 PRUNE_MARGIN = 0.01  # the least accuracy gap to the leader that drops a candidate
-
-
-class _StackedProduct(torch.autograd.Function):
-    """``rows @ weight`` whose weight gradient is computed as ``(grad^T rows)^T``: for a thin
-    ``grad`` (K = 10 columns) MKL's ``rows^T grad`` is several times slower on 2 cores."""
-
-    @staticmethod
-    def forward(ctx, rows: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(rows)
-        return rows @ weight
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # type: ignore[override]
-        (rows,) = ctx.saved_tensors
-        return None, (grad.t() @ rows).t()
-
-
-def stacked_product(rows: Tensor, weight: Tensor) -> Tensor:
-    """``rows @ weight`` in the weight's dtype (float16 rows are converted), with a fast
-    weight gradient (see :class:`_StackedProduct`)."""
-    return _StackedProduct.apply(rows.to(weight.dtype), weight)
 
 
 def joint_search_applies(model: Any, decays: list[float], auxiliary: list, world_size: int) -> bool:
