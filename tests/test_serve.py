@@ -125,6 +125,32 @@ def test_category_filter_keeps_only_that_category(client, catalogue):
     assert refused.status_code == 422 and "Garden|Tools" in refused.json()["detail"]
 
 
+def test_answers_are_kept_and_give_the_same_bytes_and_errors_are_not(serve_run, catalogue, monkeypatch):
+    kept = Catalogue(catalogue.rec, cache=8)
+    client = TestClient(create_app(kept), raise_server_exceptions=False)
+    asin = _asins(catalogue)[1]
+    first = client.get(f"/api/neighbours/{asin}", params={"k": 5})
+    calls = []
+    monkeypatch.setattr(kept.rec, "neighbours_batch", lambda *a, **k: calls.append(a) or pytest.fail("asked again"))
+    again = client.get(f"/api/neighbours/{asin}", params={"k": 5})
+    assert again.status_code == 200 and again.content == first.content and not calls
+    assert kept.neighbours_json.cache_info().hits == 1
+    monkeypatch.undo()
+    for _ in range(2):  # an error is answered again, not kept
+        assert client.get("/api/neighbours/NOT_AN_ASIN").status_code == 404
+    assert kept.neighbours_json.cache_info().currsize == 1
+    uncached = Catalogue(catalogue.rec, cache=0)
+    assert not hasattr(uncached.neighbours_json, "cache_info")
+    assert TestClient(create_app(uncached)).get(f"/api/neighbours/{asin}", params={"k": 5}).content == first.content
+
+
+def test_the_category_of_a_request_is_matched_case_insensitively(client, catalogue):
+    asin, men = _asins(catalogue)[0], "Clothing, Shoes & Jewelry|Men"
+    exact = client.get(f"/api/neighbours/{asin}", params={"k": 6, "category": men})
+    lower = client.get(f"/api/neighbours/{asin}", params={"k": 6, "category": men.lower()})
+    assert lower.status_code == 200 and lower.json() == exact.json()
+
+
 def test_category_masks_match_the_graph(serve_run, catalogue):
     from graphrec.graph import load_graph
 
@@ -320,6 +346,7 @@ def test_recommender_errors_are_422_without_server_paths(catalogue, monkeypatch)
         raise UsageError(f"the run {catalogue.rec.run.path} records no training relation, so --exclude-known cannot be used.")
 
     monkeypatch.setattr(catalogue.rec, "neighbours_batch", refuse)
+    catalogue.neighbours_json.cache_clear()  # answers kept by earlier tests would not ask the recommender
     response = client.get(f"/api/neighbours/{_asins(catalogue)[0]}", params={"exclude_known": "true"})
     assert response.status_code == 422
     assert response.json()["detail"] == "the run run records no training relation, so --exclude-known cannot be used."

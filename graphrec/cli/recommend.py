@@ -73,6 +73,7 @@ def serve_command(
     approx: bool = typer.Option(False, "--approx", help="Use an approximate faiss index, as neighbours --approx."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log one line per request."),
     graph: Optional[Path] = typer.Option(None, "--graph", "-g", help="GRAPH_DIR to use instead of the one the run recorded (moved or copied elsewhere); it must hold the same content.", show_default=False),
+    cache: int = typer.Option(4096, "--cache", min=0, help="Distinct /api/neighbours answers kept in memory (a loaded run never changes; about 2 KB each at k = 10); 0 keeps none."),
     threads: Optional[int] = threads_option(),
 ) -> None:
     """Serve a trained run over HTTP: a JSON API (documented at /docs) and pages to browse
@@ -83,7 +84,7 @@ def serve_command(
         console.print(f"serving {run} ({catalogue.graph.num_nodes:,} products) on {url} ; API documentation at {url}/docs ; Ctrl+C stops",
                       highlight=False, soft_wrap=True)
 
-    serve(run, host=host, port=port, approx=approx or "auto", access_log=access_log, ready=ready, graph=graph)
+    serve(run, host=host, port=port, approx=approx or "auto", access_log=access_log, ready=ready, graph=graph, cache=cache)
 
 
 

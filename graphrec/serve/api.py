@@ -81,7 +81,7 @@ def _records(table) -> Response:
 def neighbours(request: Request, asin: str, k: K = 10, category: CATEGORY = None, exclude_known: EXCLUDE_KNOWN = False):
     """The products that go with ``asin``, nearest first, never ``asin`` itself: the rows of
     ``graphrec neighbours ASIN --json``."""
-    return _records(catalogue(request).neighbours(asin, k=k, category=category, exclude_known=exclude_known))
+    return Response(catalogue(request).neighbours_json(asin, k, category, exclude_known), media_type="application/json")
 
 
 @router.post("/api/neighbours/image", response_model=list[Neighbour], tags=["recommendations"],

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graphrec.errors import UsageError
 from graphrec.serve import api, html, pages
-from graphrec.serve.catalogue import MAX_UPLOAD_BYTES, Catalogue, ServeError
+from graphrec.serve.catalogue import DEFAULT_CACHE, MAX_UPLOAD_BYTES, Catalogue, ServeError
 
 __all__ = ["UPLOAD_PATHS", "bind", "create_app", "serve"]
 
@@ -37,10 +37,12 @@ BACKLOG = 2048
 JSON_PREFIXES = ("/api/", "/images/", "/healthz", "/openapi.json", "/docs", "/static/")
 
 
-def create_app(source: Catalogue | str | os.PathLike, approx: bool | str = "auto", graph: str | os.PathLike | None = None) -> FastAPI:
+def create_app(source: Catalogue | str | os.PathLike, approx: bool | str = "auto", graph: str | os.PathLike | None = None,
+               cache: int = DEFAULT_CACHE) -> FastAPI:
     """The web service over a run (a RUN_DIR, on ``graph`` instead of its recorded GRAPH_DIR
-    when given, or an already loaded :class:`Catalogue`)."""
-    catalogue = source if isinstance(source, Catalogue) else Catalogue.load(source, approx=approx, graph=graph)
+    when given, or an already loaded :class:`Catalogue`); ``cache`` distinct neighbour
+    answers are kept (0: none)."""
+    catalogue = source if isinstance(source, Catalogue) else Catalogue.load(source, approx=approx, graph=graph, cache=cache)
     app = FastAPIOffline(
         title="graphrec",
         summary="What goes with this product (or this photo)? Recommendations from a trained graphrec run.",
@@ -161,14 +163,14 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(run_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, approx: bool | str = "auto",
-          access_log: bool = True, ready=None, graph: str | os.PathLike | None = None) -> None:
+          access_log: bool = True, ready=None, graph: str | os.PathLike | None = None, cache: int = DEFAULT_CACHE) -> None:
     """Load ``run_dir`` once and answer HTTP on ``host:port`` until interrupted.
 
     ``ready(url, catalogue)`` is called once the socket listens (a client may connect from then on).
     """
     import uvicorn
 
-    app = create_app(run_dir, approx=approx, graph=graph)
+    app = create_app(run_dir, approx=approx, graph=graph, cache=cache)
     sock = bind(host, port)
     sock.listen(BACKLOG)  # from now on connections wait in the queue until uvicorn takes them
     bound = sock.getsockname()

@@ -17,6 +17,7 @@ names what was wrong and never a path on the server.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -33,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from graphrec.errors import DataError, GraphrecError, UsageError
 from graphrec.graph import Graph
 from graphrec.io.images import MAX_PIXELS, ImageTooLarge
-from graphrec.recommend import Recommender
+from graphrec.recommend import Recommender, to_json
 from graphrec.serve.search import ProductSearch
 
 __all__ = ["MAX_K", "MAX_UPLOAD_BYTES", "Catalogue", "CategoryMasks", "ServeError"]
@@ -42,6 +43,9 @@ MAX_K = 100  # recommendations per request
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 SAMPLE_SIZE = 24  # products on the front page
 COPY_CHUNK = 1024 * 1024
+
+
+DEFAULT_CACHE = 4096  # distinct neighbour answers kept (graphrec serve --cache): ~8 MB at k = 10, ~80 MB at k = 100
 
 
 class ServeError(GraphrecError):
@@ -91,13 +95,16 @@ class CategoryMasks:
 class Catalogue:
     """A loaded run with the indexes the service answers from."""
 
-    def __init__(self, recommender: Recommender) -> None:
+    def __init__(self, recommender: Recommender, cache: int = DEFAULT_CACHE) -> None:
         self.rec = recommender
+        # a loaded run never changes, so an answer can be kept: the JSON of the last ``cache``
+        # distinct neighbour queries (about 2 KB each at k = 10; 0 keeps none)
+        self.neighbours_json = functools.lru_cache(maxsize=cache)(self._neighbours_json) if cache > 0 else self._neighbours_json
         self.graph = recommender.graph
         self.products = self.graph.products.reset_index(drop=True)
         self.search_index = ProductSearch(self.products)
         self.categories = _category_prefixes(self.products)
-        self._category_paths = {c.path for c in self.categories}
+        self._category_paths = {c.path.lower(): c.path for c in self.categories}  # matched case-insensitively
         self._images_root = _resolved_dir(recommender.images_dir())
         if "categories" in self.graph.products:
             self.graph.category_mask = CategoryMasks(self.graph)
@@ -106,9 +113,10 @@ class Catalogue:
         self._warm_up()
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike, approx: bool | str = "auto", graph: str | os.PathLike | None = None) -> "Catalogue":
+    def load(cls, run_dir: str | os.PathLike, approx: bool | str = "auto", graph: str | os.PathLike | None = None,
+             cache: int = DEFAULT_CACHE) -> "Catalogue":
         """The catalogue of a RUN_DIR (on ``graph`` instead of its recorded GRAPH_DIR when given)."""
-        return cls(Recommender.load(run_dir, graph=graph, approx=approx))
+        return cls(Recommender.load(run_dir, graph=graph, approx=approx), cache=cache)
 
     def _warm_up(self) -> None:
         """Build the recommender's lazy state now, before requests share it."""
@@ -174,9 +182,10 @@ class Catalogue:
             raise ServeError(422, f"k must be between 1 and {MAX_K} (got {k}).")
         if not category:
             return None
-        if category not in self._category_paths:
+        known = self._category_paths.get(category.lower())
+        if known is None:
             raise ServeError(422, f"category {category!r} is not in this catalogue; GET /api/categories lists them.")
-        return category
+        return known
 
     def neighbours(self, asin: str, k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
         """``graphrec neighbours ASIN --json``'s table: a ``query`` column, then the rows."""
@@ -185,6 +194,11 @@ class Catalogue:
         # the batch call is what the command line makes: its table already has the query column
         with self._searches:
             return self._answer(lambda: self.rec.neighbours_batch([asin], top=k, category=category, exclude_known=exclude_known))
+
+    def _neighbours_json(self, asin: str, k: int = 10, category: str | None = None, exclude_known: bool = False) -> str:
+        """:meth:`neighbours` as the JSON text of ``graphrec neighbours --json`` (kept per
+        query in the answer cache; errors are raised, never kept)."""
+        return to_json(self.neighbours(asin, k=k, category=category, exclude_known=exclude_known))
 
     def neighbours_for_upload(self, upload: BinaryIO, k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
         """Cold start from an uploaded photo (at most 20 MB and :data:`MAX_PIXELS` pixels)."""
