@@ -84,7 +84,9 @@ def serve_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def catalogue(serve_run) -> Catalogue:
-    return Catalogue.load(serve_run)
+    loaded = Catalogue.load(serve_run)
+    assert loaded.prefilled.wait(120)  # the background prefill of every product's default answer
+    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -126,22 +128,23 @@ def test_category_filter_keeps_only_that_category(client, catalogue):
 
 
 def test_answers_are_kept_and_give_the_same_bytes_and_errors_are_not(serve_run, catalogue, monkeypatch):
-    kept = Catalogue(catalogue.rec, cache=8)
+    kept = Catalogue(catalogue.rec, cache=2)
     client = TestClient(create_app(kept), raise_server_exceptions=False)
-    asin = _asins(catalogue)[1]
-    first = client.get(f"/api/neighbours/{asin}", params={"k": 5})
-    calls = []
-    monkeypatch.setattr(kept.rec, "neighbours_batch", lambda *a, **k: calls.append(a) or pytest.fail("asked again"))
-    again = client.get(f"/api/neighbours/{asin}", params={"k": 5})
-    assert again.status_code == 200 and again.content == first.content and not calls
-    assert kept.neighbours_json.cache_info().hits == 1
+    asins = _asins(catalogue, 4)
+    first = client.get(f"/api/neighbours/{asins[1]}", params={"k": 5})
+    monkeypatch.setattr(kept.rec, "neighbours_batch", lambda *a, **k: pytest.fail("asked again"))
+    again = client.get(f"/api/neighbours/{asins[1]}", params={"k": 5})
+    assert again.status_code == 200 and again.content == first.content and kept.answers.hits == 1
     monkeypatch.undo()
     for _ in range(2):  # an error is answered again, not kept
         assert client.get("/api/neighbours/NOT_AN_ASIN").status_code == 404
-    assert kept.neighbours_json.cache_info().currsize == 1
+    assert len(kept.answers) == 1
+    for asin in asins[2:]:
+        client.get(f"/api/neighbours/{asin}", params={"k": 5})
+    assert len(kept.answers) == 2 and kept.answers.get((asins[1], 5, None, False)) is None  # the oldest went first
     uncached = Catalogue(catalogue.rec, cache=0)
-    assert not hasattr(uncached.neighbours_json, "cache_info")
-    assert TestClient(create_app(uncached)).get(f"/api/neighbours/{asin}", params={"k": 5}).content == first.content
+    assert TestClient(create_app(uncached)).get(f"/api/neighbours/{asins[1]}", params={"k": 5}).content == first.content
+    assert len(uncached.answers) == 0
 
 
 def test_the_category_of_a_request_is_matched_case_insensitively(client, catalogue):
@@ -346,7 +349,7 @@ def test_recommender_errors_are_422_without_server_paths(catalogue, monkeypatch)
         raise UsageError(f"the run {catalogue.rec.run.path} records no training relation, so --exclude-known cannot be used.")
 
     monkeypatch.setattr(catalogue.rec, "neighbours_batch", refuse)
-    catalogue.neighbours_json.cache_clear()  # answers kept by earlier tests would not ask the recommender
+    catalogue.answers.clear()  # answers kept by earlier tests would not ask the recommender
     response = client.get(f"/api/neighbours/{_asins(catalogue)[0]}", params={"exclude_known": "true"})
     assert response.status_code == 422
     assert response.json()["detail"] == "the run run records no training relation, so --exclude-known cannot be used."
@@ -450,3 +453,14 @@ def test_serve_refuses_a_port_in_use(serve_run):
     assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.output and "Traceback" not in result.output
     missing = runner.invoke(cli, ["serve", "--run", str(serve_run.parent / "nope")])
     assert missing.exit_code != 0 and "not a run directory" in missing.output
+
+
+def test_a_small_catalogue_keeps_every_products_default_answer_in_the_background(catalogue):
+    fresh = Catalogue(catalogue.rec)
+    assert fresh.prefilled.wait(120) and len(fresh.answers) == fresh.graph.num_nodes
+    health = TestClient(create_app(fresh)).get("/healthz").json()
+    assert health["prefilled"] is True and health["answers_kept"] == fresh.graph.num_nodes
+    asin = _asins(catalogue)[2]
+    kept = fresh.answers.get((asin, 10, None, False))
+    assert kept is not None and json.loads(kept) == json.loads(to_json(fresh.neighbours(asin, k=10)))
+    assert Catalogue(catalogue.rec, cache=10).prefilled.is_set()  # too big for its cache: nothing to prefill

@@ -1,5 +1,7 @@
-"""The JSON API. Every route is a plain ``def``: FastAPI runs it in its thread pool, so
-requests are answered concurrently while faiss searches (which release the GIL).
+"""The JSON API. The routes that compute are plain ``def``: FastAPI runs them in its thread
+pool, so requests are answered concurrently while faiss searches (which release the GIL).
+``/healthz`` and an already-answered neighbour query are answered on the event loop itself,
+without a thread hop.
 
 Neighbour rows are serialised by :func:`graphrec.recommend.to_json`, the function behind
 ``graphrec neighbours --json``, so both print the same records. Errors are
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
@@ -67,6 +70,8 @@ class Health(BaseModel):
     products: int
     index: Optional[str]
     photo_queries: bool
+    answers_kept: int
+    prefilled: bool
 
 
 def catalogue(request: Request) -> Catalogue:
@@ -78,10 +83,15 @@ def _records(table) -> Response:
 
 
 @router.get("/api/neighbours/{asin}", response_model=list[Neighbour], responses=ERRORS, tags=["recommendations"])
-def neighbours(request: Request, asin: str, k: K = 10, category: CATEGORY = None, exclude_known: EXCLUDE_KNOWN = False):
+async def neighbours(request: Request, asin: str, k: K = 10, category: CATEGORY = None, exclude_known: EXCLUDE_KNOWN = False):
     """The products that go with ``asin``, nearest first, never ``asin`` itself: the rows of
     ``graphrec neighbours ASIN --json``."""
-    return Response(catalogue(request).neighbours_json(asin, k, category, exclude_known), media_type="application/json")
+    # an answer kept from before is sent from the event loop; only a new query goes to the thread pool
+    served = catalogue(request)
+    body = served.answers.get((asin, k, category, exclude_known))
+    if body is None:
+        body = await run_in_threadpool(served.neighbours_json, asin, k, category, exclude_known)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/api/neighbours/image", response_model=list[Neighbour], tags=["recommendations"],
@@ -120,6 +130,6 @@ def image(request: Request, asin: str):
 
 
 @router.get("/healthz", response_model=Health, tags=["service"])
-def health(request: Request):
+async def health(request: Request):  # no blocking work: answered on the event loop
     """The run being served, its graph and the number of products."""
     return catalogue(request).health()

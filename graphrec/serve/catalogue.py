@@ -17,11 +17,11 @@ names what was wrong and never a path on the server.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,42 @@ COPY_CHUNK = 1024 * 1024
 
 
 DEFAULT_CACHE = 4096  # distinct neighbour answers kept (graphrec serve --cache): ~8 MB at k = 10, ~80 MB at k = 100
+
+
+class AnswerCache:
+    """The last ``size`` answers by query, least recently used dropped first; thread-safe,
+    and :meth:`get` never computes, so the event loop may look up without blocking."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.hits, self.misses = int(size), 0, 0
+        self._items: OrderedDict[tuple, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> str | None:
+        with self._lock:
+            body = self._items.get(key)
+            if body is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return body
+
+    def put(self, key: tuple, body: str) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = body
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 class ServeError(GraphrecError):
@@ -95,11 +131,11 @@ class CategoryMasks:
 class Catalogue:
     """A loaded run with the indexes the service answers from."""
 
-    def __init__(self, recommender: Recommender, cache: int = DEFAULT_CACHE) -> None:
+    def __init__(self, recommender: Recommender, cache: int = DEFAULT_CACHE, prefill: bool = True) -> None:
         self.rec = recommender
         # a loaded run never changes, so an answer can be kept: the JSON of the last ``cache``
         # distinct neighbour queries (about 2 KB each at k = 10; 0 keeps none)
-        self.neighbours_json = functools.lru_cache(maxsize=cache)(self._neighbours_json) if cache > 0 else self._neighbours_json
+        self.answers = AnswerCache(cache)
         self.graph = recommender.graph
         self.products = self.graph.products.reset_index(drop=True)
         self.search_index = ProductSearch(self.products)
@@ -111,12 +147,32 @@ class Catalogue:
         self._photo_lock = threading.Lock()
         self._searches = threading.BoundedSemaphore(os.cpu_count() or 1)
         self._warm_up()
+        self.prefilled = threading.Event()  # set once every product's default answer is kept (or none will be)
+        if 0 < self.graph.num_nodes <= self.answers.size and prefill:
+            threading.Thread(target=self._prefill, name="graphrec-prefill", daemon=True).start()
+        else:
+            self.prefilled.set()
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, approx: bool | str = "auto", graph: str | os.PathLike | None = None,
              cache: int = DEFAULT_CACHE) -> "Catalogue":
         """The catalogue of a RUN_DIR (on ``graph`` instead of its recorded GRAPH_DIR when given)."""
         return cls(Recommender.load(run_dir, graph=graph, approx=approx), cache=cache)
+
+    def _prefill(self) -> None:
+        """Keep the default answer (``k`` = 10, every category) of every product, in the
+        background, when the whole catalogue fits in the answer cache: a small shop's
+        service then answers every product page's query from memory. Requests are answered
+        meanwhile; a query that fails here is simply not kept."""
+        try:
+            for asin in self.products["asin"]:
+                if self.answers.get((str(asin), 10, None, False)) is None:
+                    try:
+                        self.neighbours_json(str(asin), 10, None, False)
+                    except GraphrecError:
+                        continue
+        finally:
+            self.prefilled.set()
 
     def _warm_up(self) -> None:
         """Build the recommender's lazy state now, before requests share it."""
@@ -195,10 +251,15 @@ class Catalogue:
         with self._searches:
             return self._answer(lambda: self.rec.neighbours_batch([asin], top=k, category=category, exclude_known=exclude_known))
 
-    def _neighbours_json(self, asin: str, k: int = 10, category: str | None = None, exclude_known: bool = False) -> str:
-        """:meth:`neighbours` as the JSON text of ``graphrec neighbours --json`` (kept per
-        query in the answer cache; errors are raised, never kept)."""
-        return to_json(self.neighbours(asin, k=k, category=category, exclude_known=exclude_known))
+    def neighbours_json(self, asin: str, k: int = 10, category: str | None = None, exclude_known: bool = False) -> str:
+        """:meth:`neighbours` as the JSON text of ``graphrec neighbours --json``, from
+        :attr:`answers` when asked before (errors are raised, never kept)."""
+        key = (asin, k, category, exclude_known)
+        body = self.answers.get(key)
+        if body is None:
+            body = to_json(self.neighbours(asin, k=k, category=category, exclude_known=exclude_known))
+            self.answers.put(key, body)
+        return body
 
     def neighbours_for_upload(self, upload: BinaryIO, k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:
         """Cold start from an uploaded photo (at most 20 MB and :data:`MAX_PIXELS` pixels)."""
@@ -238,6 +299,8 @@ class Catalogue:
             "products": self.graph.num_nodes,
             "index": index.kind if index is not None else None,
             "photo_queries": self.rec.model.is_metric,
+            "answers_kept": len(self.answers),
+            "prefilled": self.prefilled.is_set(),
         }
 
 
