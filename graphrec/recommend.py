@@ -77,11 +77,12 @@ def read_asin_file(path: str | os.PathLike) -> list[str]:
     return [asin for asin, _ in read_asin_lines(path)]
 
 
-def _known_file_asins(graph: Graph, path: str | os.PathLike, strict: bool) -> list[str]:
-    """The ASINs of ``path`` that are in ``graph``; each unknown one is a warning naming its
-    line (and the closest ASINs) and is skipped, or with ``strict`` the error."""
+def _known_file_asins(graph: Graph, path: str | os.PathLike, lines: list[tuple[str, int]], strict: bool) -> list[str]:
+    """The ASINs of ``lines`` (:func:`read_asin_lines` of ``path``) that are in ``graph``; each
+    unknown one is a warning naming its line (and the closest ASINs) and is skipped, or with
+    ``strict`` the error."""
     known = []
-    for asin, line in read_asin_lines(path):
+    for asin, line in lines:
         if asin in graph.asin_to_index:
             known.append(asin)
             continue
@@ -436,10 +437,9 @@ def recommend(
         raise UsageError("give either ASINs or --image PHOTO, not both.")
     if image is None and not asins and from_file is None:
         raise UsageError("give at least one ASIN (or --from-file FILE, or --image PHOTO).")
-    if from_file is not None:
-        read_asin_lines(from_file)  # a missing or empty file fails before the run loads
+    listed = read_asin_lines(from_file) if from_file is not None else None  # a missing or empty file fails before the run loads
     rec = Recommender.load(run_dir, graph=graph, approx=approx, quiet=quiet)
-    queries = list(asins) + (_known_file_asins(rec.graph, from_file, strict) if from_file is not None else [])
+    queries = list(asins) + (_known_file_asins(rec.graph, from_file, listed, strict) if listed is not None else [])
     if image is not None:
         table = rec.neighbours_for_image(image, top=k, category=category, exclude_known=exclude_known)
         table.insert(0, "query", str(image))

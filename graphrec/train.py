@@ -34,13 +34,13 @@ import numpy as np
 
 from graphrec import __version__
 from graphrec.distributed import DistContext, init_distributed
-from graphrec.errors import DataError, GraphrecWarning, UsageError, choose
+from graphrec.errors import DataError, GraphrecWarning, UsageError
 from graphrec.evaluate import evaluate_model, require_finite_metrics
 from graphrec.graph import Graph, load_graph
 from graphrec.graph.outliers import scaling_warning
 from graphrec.inputs import node_inputs
 from graphrec.metrics import pair_metrics, precision_recall_points, roc_points
-from graphrec.models import LinearEncoder, LinkModel, get_model, list_models
+from graphrec.models import LinearEncoder, LinkModel, get_model
 from graphrec.models.inputs import NodeInputs
 from graphrec.pairs import split_from_file
 from graphrec.runs import Run, RunWriter, graph_checksum, graph_location
@@ -317,7 +317,7 @@ def train(
     writes the RUN_DIR (same layout), and every rank returns the same Run.
     """
     cls = get_model(decoder)
-    decoder = choose(decoder, list_models(), "decoder")  # as registered: "FM" is fm
+    decoder = cls.name  # as registered: "FM" is fm
     if candidates < 1:
         raise UsageError(f"--candidates must be at least 1 (got {candidates}).")
     settings = {key: options.pop(key) for key in list(options) if key in TrainConfig.names()}

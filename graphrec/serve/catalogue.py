@@ -166,11 +166,10 @@ class Catalogue:
         meanwhile; a query that fails here is simply not kept."""
         try:
             for asin in self.products["asin"]:
-                if self.answers.get((str(asin), 10, None, False)) is None:
-                    try:
-                        self.neighbours_json(str(asin), 10, None, False)
-                    except GraphrecError:
-                        continue
+                try:
+                    self.neighbours_json(str(asin), 10, None, False)  # kept there unless answered already
+                except GraphrecError:
+                    continue
         finally:
             self.prefilled.set()
 

@@ -89,9 +89,8 @@ class TrainConfig:
             raise UsageError("--negatives above 1 draws fresh non-edges every epoch; it cannot be combined with fixed negatives.")
         if not 0.0 <= self.noise_floor < 0.5:
             raise UsageError(f"--noise-floor must be in [0, 0.5) (got {self.noise_floor}).")
-        if self.calibration not in CALIBRATIONS or self.decay_search not in DECAY_SEARCHES:
-            choose(self.calibration, CALIBRATIONS, "--calibration")
-            choose(self.decay_search, DECAY_SEARCHES, "--decay-search")
+        choose(self.calibration, CALIBRATIONS, "--calibration")  # resolve() has spelt them as listed
+        choose(self.decay_search, DECAY_SEARCHES, "--decay-search")
         if model.trainable and (self.epochs < 1 or self.batch_size < 1 or not 0 < self.lr < math.inf):
             raise UsageError("--epochs and --batch-size must be at least 1 and --lr a finite positive number.")
 
