@@ -179,7 +179,8 @@ def _finish(writer: RunWriter, request: _Request, model: LinkModel, graph: Graph
     metrics = {"decoder": request.decoder, **({"encoder": encoder} if encoder else {}), "k": request.k, "relation": request.relation,
                "train_seconds": train_seconds,
                "best_epoch": best_epoch, "epochs_run": len(history), "weight_decay": search["chosen"],
-               **({"weight_decay_search": search["done"]} if len(search["done"]) > 1 else {}), **evaluation}
+               **({"weight_decay_search": search["done"]} if len(search["done"]) > 1 else {}),
+               **({"offsets": search["offsets"]} if "offsets" in search else {}), **evaluation}
     writer.write_model(model)
     writer.write_history(history)
     writer.write_metrics(metrics)

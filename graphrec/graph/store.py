@@ -307,7 +307,7 @@ def _load_features(file: Path, mmap: bool, dim, rebuild: str) -> np.ndarray:
     if features.ndim != 2 or features.dtype not in (np.float16, np.float32):
         raise DataError(f"{file} holds a {features.dtype} array of shape {features.shape}, not a [products, dim] float matrix; {rebuild}.")
     if dim is not None and features.shape[1] != dim:
-        raise DataError(f"{file} has {features.shape[1]} columns but the manifest says feature_dim {dim}; {rebuild}.")
+        raise DataError(f"{file} has {features.shape[1]} columns but manifest.json beside it says feature_dim {dim}; {rebuild}.")
     return features
 
 

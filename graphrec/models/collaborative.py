@@ -7,6 +7,9 @@
 * ``hybrid``: the paper's ``x Y`` plus a per-product vector ``e_i`` under its own L2 penalty
   (``shrink``) and starting at zero, so a product without training edges, or a new photo,
   keeps its visual style ``x Y``, while products with many edges can move away from it.
+  It is trained in two stages (:mod:`graphrec.training.staged`): ``x Y`` first, exactly as
+  ``linear`` (its weight-decay search included), then the offsets alone with ``Y`` fixed
+  (:class:`FixedBaseOffsets`), kept only when they beat the linear fit on validation.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ from graphrec.errors import UsageError
 from graphrec.models.encoders import Encoder, LinearEncoder, register_encoder
 from graphrec.models.inputs import NodeInputs, PreparedRows
 
-__all__ = ["EmbeddingEncoder", "HybridEncoder"]
+__all__ = ["EmbeddingEncoder", "HybridEncoder", "FixedBaseOffsets"]
+
+
+def offset_penalty(offsets: Tensor, shrink: float) -> Tensor | None:
+    """``shrink * ||offsets||^2`` (None when ``shrink`` is 0)."""
+    return shrink * (offsets * offsets).sum() if shrink > 0 else None
 
 
 @register_encoder
@@ -76,6 +84,7 @@ class HybridEncoder(Encoder):
     help: ClassVar[str] = "xY plus a per-product vector shrunk to 0 (falls back to xY without edges)"
     needs_features: ClassVar[bool] = True
     embeds_photos: ClassVar[bool] = True
+    staged: ClassVar[bool] = True
 
     def __init__(self, feature_dim: int, num_nodes: int, k: int = 10, preprocessing: str = "sqrt", seed: int = 0,
                  shrink: float = 0.0) -> None:
@@ -103,6 +112,14 @@ class HybridEncoder(Encoder):
     def training_inputs(self, inputs: NodeInputs) -> Tensor | PreparedRows:
         return self.linear.training_inputs(inputs)
 
+    def base_encoder(self) -> LinearEncoder:
+        """What the first training stage fits: ``x Y``."""
+        return self.linear
+
+    def offset_encoder(self, inputs: NodeInputs) -> "FixedBaseOffsets":
+        """What the second stage fits: this encoder's offsets over the fixed styles ``x Y``."""
+        return FixedBaseOffsets(self.linear.styles(inputs), self.offsets, self.warm, self.shrink)
+
     def forward(self, x: Tensor | PreparedRows, nodes: Tensor | None = None) -> Tensor:
         offsets = self.offsets * self.warm
         return self.linear(x, nodes) + (offsets if nodes is None else offsets[nodes])
@@ -126,4 +143,33 @@ class HybridEncoder(Encoder):
         return self.linear.decay_parameters()
 
     def penalty(self) -> Tensor | None:
-        return self.shrink * (self.offsets * self.offsets).sum() if self.shrink > 0 else None
+        return offset_penalty(self.offsets, self.shrink)
+
+
+class FixedBaseOffsets(Encoder):
+    """s_i = b_i + e_i with the base styles ``b`` fixed (a hybrid's ``x Y`` once ``Y`` is
+    fitted): the hybrid's second training stage, which shares ``offsets`` (and the ``warm``
+    mask) with its :class:`HybridEncoder`, so training this trains those. The base styles
+    are its training inputs: an epoch reads ``[N, K]`` floats, not the feature rows."""
+
+    name: ClassVar[str] = "offsets"
+
+    def __init__(self, base: Tensor, offsets: nn.Parameter, warm: Tensor, shrink: float = 0.0) -> None:
+        super().__init__()
+        self.base, self.offsets, self.shrink = base.detach(), offsets, float(shrink)
+        self.register_buffer("warm", warm)
+        self.dim = base.shape[1]
+
+    def training_inputs(self, inputs: NodeInputs) -> Tensor:
+        return self.base
+
+    def forward(self, x: Tensor | PreparedRows, nodes: Tensor | None = None) -> Tensor:
+        offsets = self.offsets * self.warm
+        return x + offsets if nodes is None else x[nodes] + offsets[nodes]
+
+    def decay_parameters(self) -> list[nn.Parameter]:
+        """None: the offsets have their own penalty (``shrink``)."""
+        return []
+
+    def penalty(self) -> Tensor | None:
+        return offset_penalty(self.offsets, self.shrink)

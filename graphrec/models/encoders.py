@@ -154,6 +154,9 @@ class Encoder(nn.Module):
     embeds_photos: ClassVar[bool] = False
     #: True when :meth:`build` takes the message-passing graph (``edge_index``).
     needs_edges: ClassVar[bool] = False
+    #: True when training fits ``base_encoder()`` first and then ``offset_encoder(inputs)``
+    #: (:mod:`graphrec.training.staged`)
+    staged: ClassVar[bool] = False
     #: training options this encoder changes from its model's defaults (e.g. a larger lr)
     train_defaults: ClassVar[dict[str, Any]] = {}
     #: mean squared distance of training pairs that :meth:`rescale` sets before training

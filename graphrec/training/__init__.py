@@ -7,7 +7,9 @@
 * :mod:`graphrec.training.state`: :class:`TrainingState` (model, optimiser, averaged
   weights, RNG, history, early stopping) with ``state_dict()`` / ``load_state_dict()``;
 * :mod:`graphrec.training.loop`: one epoch, one validation step, :func:`fit_model`;
-* :mod:`graphrec.training.search`: one fit per weight decay, the best kept.
+* :mod:`graphrec.training.search`: one fit per weight decay, the best kept;
+* :mod:`graphrec.training.staged`: the hybrid's two stages (``x Y`` as linear, then its
+  per-product offsets, kept only when they clearly win on validation).
 """
 
 from __future__ import annotations

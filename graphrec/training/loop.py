@@ -173,9 +173,12 @@ def fit_model(
     ctx: DistContext | None = None,
     x: Any = None,
     auxiliary: list[AuxiliaryRelation] | None = None,
+    baseline: tuple[float, float] | None = None,
 ) -> tuple[list[dict[str, float]], int]:
     """Train ``model`` in place; returns (history rows, best epoch). The best epoch's
-    weights (by validation accuracy, then AUC) are loaded back at the end.
+    weights (by validation accuracy, then AUC) are loaded back at the end. With
+    ``baseline`` (the validation score of ``model`` as given) an epoch is kept only when it
+    beats that score; best epoch 0 means the weights as given.
 
     ``x`` are the model's training inputs of every node (default: read and prepared here
     from ``inputs``); pass them to share one copy between fits of identically built models.
@@ -196,6 +199,8 @@ def fit_model(
     forward = ctx.wrap_logits(model)  # model.logits, or DistributedDataParallel over it
     if resume is not None:  # continue after the checkpoint's epoch, in the same state
         state.load_state_dict(resume)
+    elif baseline is not None:
+        state.stopping.best = tuple(baseline)
     first = config.epochs + 1 if state.stopping.stopped else state.epoch + 1  # a resumed run may have stopped already
     with progress_bar(quiet=quiet) as progress:
         task = progress.add_task(f"training {model.name}", total=config.epochs, completed=first - 1)

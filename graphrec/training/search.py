@@ -11,7 +11,7 @@ from graphrec.distributed import DistContext
 from graphrec.models.base import LinkModel
 from graphrec.models.inputs import NodeInputs
 from graphrec.sampling import AuxiliaryRelation, PairSplit
-from graphrec.training import joint, loop
+from graphrec.training import joint, loop, staged
 from graphrec.training.config import TrainConfig
 
 __all__ = ["fit_over_decays"]
@@ -45,7 +45,14 @@ def fit_over_decays(
     with the weights of the best validation accuracy (then AUC) over all of them. Returns
     that fit's history and best epoch, and the search: ``{"chosen": decay, "done": [one row
     per decay]}``. Checkpoints carry the finished decays, so ``resume`` skips them and
-    continues the interrupted one."""
+    continues the interrupted one. A staged encoder (the hybrid) runs this search on its
+    base, then trains the rest (:mod:`graphrec.training.staged`)."""
+    if staged.applies(model):  # the hybrid: its x Y searched as linear, then its offsets
+        def fit_base(base: LinkModel, base_resume: dict[str, Any] | None) -> tuple[list[dict[str, float]], int, dict[str, Any]]:
+            return fit_over_decays(base, lambda: staged.base_model(build()), inputs, split, config, seed=seed, quiet=quiet,
+                                   say=say, on_epoch=on_epoch, resume=base_resume, ctx=ctx, auxiliary=auxiliary)
+
+        return staged.fit_staged(model, fit_base, inputs, split, config, seed=seed, quiet=quiet, say=say, on_epoch=on_epoch, resume=resume)
     decays = config.decays
     if config.decay_search == "joint" and joint.joint_search_applies(model, decays, auxiliary, ctx.world_size):
         return _fit_jointly(model, inputs, split, config, seed=seed, quiet=quiet, say=say, on_epoch=on_epoch, resume=resume)
