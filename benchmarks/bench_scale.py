@@ -250,7 +250,7 @@ def main() -> None:
     previous = json.loads(results_file.read_text()) if results_file.is_file() else {}
     report = {
         "products": args.products,
-        "data": str(data),
+        "data": str(data.relative_to(ROOT)) if data.is_relative_to(ROOT) else data.name,  # no path of this machine
         "feature_file_gb": (data / "image_features.b").stat().st_size / 1e9,
         "bayes_limit": (generator.get("bayes_limit") or {}).get(args.relation),
         "relation": args.relation,
