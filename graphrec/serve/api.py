@@ -90,7 +90,7 @@ async def neighbours(request: Request, asin: str, k: K = 10, category: CATEGORY 
     served = catalogue(request)
     body = served.answers.get((asin, k, category, exclude_known))
     if body is None:
-        body = await run_in_threadpool(served.neighbours_json, asin, k, category, exclude_known)
+        body = await run_in_threadpool(served.answer_json, asin, k, category, exclude_known)
     return Response(body, media_type="application/json")
 
 

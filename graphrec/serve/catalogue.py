@@ -253,11 +253,14 @@ class Catalogue:
     def neighbours_json(self, asin: str, k: int = 10, category: str | None = None, exclude_known: bool = False) -> str:
         """:meth:`neighbours` as the JSON text of ``graphrec neighbours --json``, from
         :attr:`answers` when asked before (errors are raised, never kept)."""
-        key = (asin, k, category, exclude_known)
-        body = self.answers.get(key)
-        if body is None:
-            body = to_json(self.neighbours(asin, k=k, category=category, exclude_known=exclude_known))
-            self.answers.put(key, body)
+        body = self.answers.get((asin, k, category, exclude_known))
+        return body if body is not None else self.answer_json(asin, k, category, exclude_known)
+
+    def answer_json(self, asin: str, k: int = 10, category: str | None = None, exclude_known: bool = False) -> str:
+        """Compute the JSON of :meth:`neighbours_json` and keep it (for a caller that has just
+        missed :attr:`answers`, such as the API route on the event loop)."""
+        body = to_json(self.neighbours(asin, k=k, category=category, exclude_known=exclude_known))
+        self.answers.put((asin, k, category, exclude_known), body)
         return body
 
     def neighbours_for_upload(self, upload: BinaryIO, k: int = 10, category: str | None = None, exclude_known: bool = False) -> pd.DataFrame:

@@ -49,7 +49,7 @@ Fitted = tuple[list[dict[str, float]], int, dict[str, Any]]
 
 def applies(model: Any) -> bool:
     """True when ``model`` trains in two stages (its encoder is ``staged``)."""
-    return isinstance(model, MetricModel) and getattr(model.encoder, "staged", False)
+    return isinstance(model, MetricModel) and model.encoder.staged
 
 
 def base_model(model: MetricModel) -> MetricModel:
